@@ -1,0 +1,39 @@
+"""alsfrs: modelling how people with ALS lose function over time.
+
+The common path, flat::
+
+    import alsfrs
+    cohort = alsfrs.simulate_cohort(1000, seed=1)       # or alsfrs.Cohort(visits, patients, ...)
+    fit = alsfrs.fit_lmm("alsfrs_r ~ months * antidepressant + (months | patient_id)", cohort)
+    fit.exposure_effects()
+
+Depth lives in the modules: :mod:`alsfrs.instrument`, :mod:`alsfrs.io`,
+:mod:`alsfrs.exposure`, :mod:`alsfrs.simulate`, :mod:`alsfrs.spec` ...
+"""
+
+from alsfrs.cohort import Cohort
+from alsfrs.errors import Problem, ValidationError
+from alsfrs.exposure import REM_SUPPRESSION, derive_exposures
+from alsfrs.io import Table, read_dispensings, read_patients, read_proact, read_visits
+from alsfrs.simulate import simulate_cohort
+from alsfrs.spec import ModelSpec, available_specs, load_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "REM_SUPPRESSION",
+    "Cohort",
+    "ModelSpec",
+    "Problem",
+    "Table",
+    "ValidationError",
+    "__version__",
+    "available_specs",
+    "derive_exposures",
+    "load_spec",
+    "read_dispensings",
+    "read_patients",
+    "read_proact",
+    "read_visits",
+    "simulate_cohort",
+]

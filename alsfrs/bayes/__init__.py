@@ -1,0 +1,1 @@
+"""Bayesian hierarchical slope models (PyMC)."""

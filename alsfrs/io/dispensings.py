@@ -1,0 +1,106 @@
+"""Reader for drug dispensings (one row per dispensing).
+
+Canonical columns
+-----------------
+``patient_id``
+``dispensing_date`` (ISO date; the patient table then gives ``diagnosis_date``) or
+``months_since_diagnosis`` (negative before diagnosis)
+``atc``
+    WHO ATC code at any level (``N``, ``N06``, ``N06A``, ``N06AB``, ``N06AB06``);
+    case and spaces are normalised.
+``ddd`` (optional)
+    Defined daily doses dispensed (>= 0).
+``amount`` (optional)
+    Packages or units dispensed (>= 0).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from alsfrs.io._table import Errors, Table, TableCheck, apply_mapping, load_frame
+
+__all__ = ["ATC_PATTERN", "normalise_atc", "read_dispensings"]
+
+#: A WHO ATC code at level 1 (A), 2 (A01), 3 (A01A), 4 (A01AA) or 5 (A01AA01).
+ATC_PATTERN = re.compile(r"^[A-Z](?:\d{2}(?:[A-Z](?:[A-Z](?:\d{2})?)?)?)?$")
+
+
+def normalise_atc(codes: pd.Series) -> pd.Series:
+    """Upper-case ATC codes with spaces removed (``"n06ab 06"`` -> ``"N06AB06"``)."""
+    return codes.astype("string").str.replace(r"\s+", "", regex=True).str.upper()
+
+
+def read_dispensings(
+    source: Any,
+    *,
+    columns: Mapping[str, str] | None = None,
+    errors: Errors = "raise",
+    name: str | None = None,
+) -> Table:
+    """Read and validate a dispensing table.
+
+    Parameters
+    ----------
+    source
+        CSV/Parquet path or DataFrame, one row per dispensing.
+    columns
+        Mapping from the input's column names to the canonical names.
+    errors
+        ``"raise"`` (default) or ``"exclude"``, as in :func:`read_visits`.
+    name
+        Name used for a DataFrame in messages (default ``"<DataFrame>"``).
+
+    Returns
+    -------
+    Table
+        ``.data`` with ``patient_id``, the time column, ``atc`` (normalised) and
+        optional ``ddd``/``amount``; ``.meta["time"]`` names the time column.
+    """
+    frame, name, labels = load_frame(source, kind="dispensings", name=name)
+    original = {v: k for k, v in (columns or {}).items()}
+    frame = apply_mapping(frame, columns, name)
+    check = TableCheck(
+        frame, kind="dispensings", source=name, labels=labels, original_names=original
+    )
+    check.require_columns("patient_id", "atc")
+    time = next((c for c in ("dispensing_date", "months_since_diagnosis") if c in frame), None)
+    if time is None:
+        check.table_error(
+            "missing_column",
+            "no time column: give 'dispensing_date' or 'months_since_diagnosis'",
+        )
+    if check.table_problems:
+        check.finish(frame, errors=errors)
+
+    pid = check.identifiers()
+    out = pd.DataFrame({"patient_id": pid.astype(object)})
+    if time == "dispensing_date":
+        out[time] = check.dates(time, required=True, what="dispensing date")
+    else:
+        out[time] = check.numeric(time, required=True, what="months since diagnosis",
+                                  rule_prefix="time")
+    raw = frame["atc"]
+    atc = normalise_atc(raw)
+    missing = atc.isna() | (atc == "")
+    check.error(missing, "atc_missing", "ATC code is missing", "atc")
+    malformed = ~missing & ~atc.fillna("").str.fullmatch(ATC_PATTERN.pattern)
+    check.error(
+        malformed,
+        "atc_malformed",
+        lambda p: f"{raw.iloc[p]!r} is not a WHO ATC code (letter, 2 digits, letter, letter, "
+        "2 digits, e.g. N06AB06, or a shorter level such as N06A)",
+        "atc",
+    )
+    out["atc"] = atc.astype(object)
+    for c in ("ddd", "amount"):
+        if c in frame:
+            out[c] = check.numeric(c, lo=0, what=c, rule_prefix=c)
+    for c in frame.columns:
+        if c not in out.columns:
+            out[c] = frame[c]
+    return check.finish(out, errors=errors, meta={"time": time})
