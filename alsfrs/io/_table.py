@@ -337,19 +337,23 @@ class TableCheck:
             return pd.Series(pd.NaT, index=self.frame.index, dtype="datetime64[ns]")
         raw = self.frame[column]
         if pd.api.types.is_datetime64_any_dtype(raw):
-            parsed = pd.to_datetime(raw).dt.tz_localize(None) if raw.dt.tz else pd.to_datetime(raw)
-            missing = parsed.isna()
+            as_text = raw.dt.strftime("%Y-%m-%d").astype("string")
         else:
             as_text = raw.astype("string").str.strip()
-            missing = raw.isna() | (as_text == "")
-            parsed = pd.to_datetime(as_text.where(~missing), format="ISO8601", errors="coerce")
-            bad = parsed.isna() & ~missing
-            self.error(
-                bad,
-                "date_invalid",
-                lambda p: f"{what} must be an ISO date (YYYY-MM-DD), got {_show(raw.iloc[p])}",
-                column,
-            )
+        missing = raw.isna() | (as_text == "")
+        iso = as_text.str.fullmatch(r"\d{4}-\d{2}-\d{2}(?:[T ][0-9:.]+)?").fillna(False)
+        year = pd.to_numeric(as_text.str.slice(0, 4), errors="coerce")
+        plausible = iso & year.between(1900, 2199).fillna(False)
+        parsed = pd.to_datetime(as_text.where(plausible & ~missing), format="ISO8601",
+                                errors="coerce")
+        bad = parsed.isna() & ~missing
+        self.error(
+            bad,
+            "date_invalid",
+            lambda p: f"{what} must be an ISO date (YYYY-MM-DD) between 1900 and 2199, "
+            f"got {_show(raw.iloc[p])}",
+            column,
+        )
         if required:
             self.error(missing, "date_missing", f"{what} is missing", column)
         return parsed.astype("datetime64[ns]")

@@ -109,7 +109,7 @@ def read_proact(
         raise ValidationError(problems, context="the PRO-ACT tables")
 
     # --- patients from the history table (+ death, demographics) --------------------
-    hist = pd.DataFrame({"patient_id": hf["subject_id"]}, index=hlabels)
+    hist = pd.DataFrame({"patient_id": hf["subject_id"].to_numpy()}, index=hlabels)
     onset_d = _num(hf["Onset_Delta"]).to_numpy()
     dx_d = _num(hf["Diagnosis_Delta"]).to_numpy()
     hist["diagnostic_delay_months"] = np.where(
