@@ -11,10 +11,12 @@ Depth lives in the modules: :mod:`alsfrs.instrument`, :mod:`alsfrs.io`,
 :mod:`alsfrs.exposure`, :mod:`alsfrs.simulate`, :mod:`alsfrs.spec` ...
 """
 
+from alsfrs.bayes import BayesResult, compare, fit_bayes, prior_predictive
 from alsfrs.cohort import Cohort
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.exposure import REM_SUPPRESSION, derive_exposures
 from alsfrs.io import Table, read_dispensings, read_patients, read_proact, read_visits
+from alsfrs.lmm import LmmResult, fit_lmm, lrt
 from alsfrs.simulate import simulate_cohort
 from alsfrs.spec import ModelSpec, available_specs, load_spec
 
@@ -22,15 +24,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     "REM_SUPPRESSION",
+    "BayesResult",
     "Cohort",
+    "LmmResult",
     "ModelSpec",
     "Problem",
     "Table",
     "ValidationError",
     "__version__",
     "available_specs",
+    "compare",
     "derive_exposures",
+    "fit_bayes",
+    "fit_lmm",
     "load_spec",
+    "lrt",
+    "prior_predictive",
     "read_dispensings",
     "read_patients",
     "read_proact",

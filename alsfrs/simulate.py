@@ -97,15 +97,17 @@ class Settings:
     first_visit_max_months: float = 1.0  # first visit within a month of diagnosis [I]
     missed_visit_prob: float = 0.12  # [I]
     # --- death or invasive ventilation ----------------------------------------------
-    weibull_shape: float = 1.3  # rising hazard [I]
-    median_survival_months: float = 22.0  # from diagnosis, reference patient; median survival
-    # from onset about 30 months [V] minus a diagnostic delay of about 10 [I]
+    weibull_shape: float = 1.3  # rising baseline hazard [I]
+    weibull_scale_months: float = 80.0  # baseline scale, calibrated so that median survival
+    # from diagnosis is about 20 months: median from onset about 30 months [V] minus a
+    # diagnostic delay of about 10 [I] (the tests check the cohort's median)
     hazard_ratio: dict[str, float] = field(default_factory=lambda: {
         "anxiolytic": 1.52, "hypnotic": 1.23, "antidepressant": 1.72})  # Chourpiliadis 2025 [V]
     hazard_ratio_per_year_age: float = 1.03  # [M]
     hazard_ratio_bulbar: float = 1.3  # [M]
-    hazard_ratio_per_slope: float = 2.0  # per point/month faster own decline: informative
-    # dropout, fast decliners leave earliest (van Eijk 2022) [V: direction; I: size]
+    hazard_ratio_per_point: float = 1.08  # per point lower current (true) ALSFRS-R: the
+    # joint-model "current value" association, so fast decliners leave earliest
+    # (van Eijk 2022) and few patients reach the floor [V: direction; I: size]
     loss_to_followup_per_month: float = 0.004  # [I]
 
     def validated(self) -> Settings:
@@ -116,7 +118,7 @@ class Settings:
 
         for name in ("age_sd", "delay_median_months", "sd_intercept", "sd_slope",
                      "residual_sd", "visit_interval_months", "weibull_shape",
-                     "median_survival_months"):
+                     "weibull_scale_months", "hazard_ratio_per_point"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 bad(name, f"must be a positive number, got {v!r}")
@@ -233,14 +235,16 @@ def simulate_tables(n_patients: int = 1000, seed: int | None = None, **overrides
         b1 = b1 + s.exposure_slope[e] * exposed[e]
 
     # --- death or invasive ventilation (informative dropout) ------------------------
+    # h_i(t) = Weibull(t) * exp(lp_i + log(HR per point) * (intercept - m_i(t))), with
+    # m_i(t) = b0 + b1 t the patient's true ALSFRS-R: a joint longitudinal-survival model.
     lp = (np.log(s.hazard_ratio_per_year_age) * (age - s.age_mean)
-          + np.log(s.hazard_ratio_bulbar) * bulbar
-          - np.log(s.hazard_ratio_per_slope) * u[:, 1])
+          + np.log(s.hazard_ratio_bulbar) * bulbar)
     for e in EXPOSURES:
         lp = lp + np.log(s.hazard_ratio[e]) * exposed[e]
     k = s.weibull_shape
-    scale = s.median_survival_months / np.log(2) ** (1 / k)
-    t_event = scale * (rng.exponential(1.0, n) / np.exp(lp)) ** (1 / k)
+    scale = s.weibull_scale_months
+    t_event = _event_times(rng.exponential(1.0, n), lp, b0, b1, k, scale,
+                           np.log(s.hazard_ratio_per_point), s.intercept)
     end_days = (pd.Timestamp(s.study_end) - dx).days.to_numpy()
     t_admin = end_days / DAYS_PER_MONTH
     t_lost = rng.exponential(1 / s.loss_to_followup_per_month, n)
@@ -333,11 +337,13 @@ def simulate_tables(n_patients: int = 1000, seed: int | None = None, **overrides
         "exposure_definition": {"lag_months": 12.0, "lookback_months": None,
                                 "min_dispensings": 2},
         "exposed_fraction": {e: float(exposed[e].mean()) for e in EXPOSURES},
-        "survival": {"weibull_shape": k, "weibull_scale_months": float(scale),
+        "survival": {"model": "h(t) = (k/scale)(t/scale)^(k-1) exp(lp + log(HR per point)"
+                              " * (intercept - b0_i - b1_i t))",
+                     "weibull_shape": k, "weibull_scale_months": float(scale),
                      "hazard_ratios": dict(s.hazard_ratio),
                      "hazard_ratio_per_year_age": s.hazard_ratio_per_year_age,
                      "hazard_ratio_bulbar": s.hazard_ratio_bulbar,
-                     "hazard_ratio_per_slope": s.hazard_ratio_per_slope},
+                     "hazard_ratio_per_point": s.hazard_ratio_per_point},
         "patient_effects": {
             "patient_id": pid.tolist(),
             "intercept": b0.round(10).tolist(),
@@ -346,6 +352,29 @@ def simulate_tables(n_patients: int = 1000, seed: int | None = None, **overrides
         },
     }
     return vis, patients, disp, truth
+
+
+def _event_times(e: np.ndarray, lp: np.ndarray, b0: np.ndarray, b1: np.ndarray, k: float,
+                 scale: float, alpha: float, ref: float, horizon: float = 240.0,
+                 step: float = 0.1) -> np.ndarray:
+    """Invert the cumulative hazard numerically (midpoint rule on a fine grid)."""
+    grid = np.arange(0.0, horizon + step, step)
+    mid = grid[:-1] + step / 2
+    base = (k / scale) * (mid / scale) ** (k - 1) * step
+    out = np.full(len(e), horizon)
+    for s in range(0, len(e), 2000):
+        sl = slice(s, s + 2000)
+        m = b0[sl, None] + b1[sl, None] * mid[None, :]
+        inc = base[None, :] * np.exp(lp[sl, None] + alpha * (ref - m))
+        H = np.concatenate([np.zeros((inc.shape[0], 1)), np.cumsum(inc, axis=1)], axis=1)
+        idx = (H < e[sl, None]).sum(axis=1)  # first grid point with H >= e
+        reached = idx <= len(mid)
+        j = np.clip(idx - 1, 0, len(mid) - 1)
+        rows = np.arange(inc.shape[0])
+        frac = (e[sl] - H[rows, j]) / np.maximum(inc[rows, j], 1e-300)
+        t = grid[j] + step * np.clip(frac, 0, 1)
+        out[sl] = np.where(reached, t, horizon)
+    return out
 
 
 def _dispensings(rng: np.random.Generator, s: Settings, pid: np.ndarray, dx: pd.DatetimeIndex,

@@ -1,0 +1,705 @@
+"""Design matrices and per-group sufficient statistics for mixed models.
+
+This module is shared by the likelihood engine (:mod:`alsfrs.lmm`) and the
+Bayesian engine: both work from the same :class:`ModelMatrices` and, because
+there is one grouping factor, from the same per-group sufficient statistics
+(:class:`GroupStatistics`) — ``ZᵢᵀZᵢ``, ``ZᵢᵀXᵢ``, ``Zᵢᵀyᵢ``, ``yᵢᵀyᵢ`` and
+``nᵢ`` for every group ``i``, plus ``XᵀX``, ``Xᵀy`` and ``yᵀy`` overall —
+computed once, so that the cost of a likelihood evaluation does not grow with
+the number of observations.
+
+Notation
+--------
+``n`` observations, ``m`` groups (patients), ``p`` fixed-effects columns,
+``q`` random-effects columns per group. ``X`` is ``n × p``, ``Z`` is the
+``n × q`` matrix of random-effects covariates (row ``j`` belongs to group
+``group[j]``; the full sparse ``n × mq`` matrix is never formed) and ``y`` is
+the response.
+
+Data handling follows R: pandas ``Categorical`` columns keep their category
+order (first category = reference level) after unused categories are dropped
+(like ``droplevels``); string, object and boolean columns become factors with
+sorted levels. Missing values are not dropped silently: they are an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alsfrs.errors import Problem, ValidationError
+from alsfrs.formula import MixedFormula, parse_formula, r_column_name
+
+__all__ = [
+    "GroupStatistics",
+    "ModelMatrices",
+    "as_frame",
+    "build_model_matrices",
+    "group_statistics",
+]
+
+#: Relative tolerance for declaring a fixed-effects column aliased (as R's lm).
+RANK_TOLERANCE = 1e-7
+
+
+def as_frame(data: Any) -> pd.DataFrame:
+    """Return ``data`` as a DataFrame (calls ``.to_frame()`` on e.g. a Cohort).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame or object with ``to_frame()``
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    if isinstance(data, pd.DataFrame):
+        return data
+    to_frame = getattr(data, "to_frame", None)
+    if callable(to_frame):
+        frame = to_frame()
+        if isinstance(frame, pd.DataFrame):
+            return frame
+    raise ValidationError(
+        [
+            Problem(
+                rule="invalid_data",
+                message=(
+                    "data must be a pandas DataFrame or an object with a .to_frame() "
+                    f"method returning one, got {type(data).__name__}"
+                ),
+            )
+        ],
+        context="the model data",
+    )
+
+
+@dataclass(frozen=True)
+class GroupStatistics:
+    """Per-group and overall sufficient statistics of a Gaussian mixed model.
+
+    Attributes
+    ----------
+    ZtZ : ndarray, shape (m, q, q)
+        ``ZᵢᵀZᵢ`` for each group.
+    ZtX : ndarray, shape (m, q, p)
+        ``ZᵢᵀXᵢ`` for each group.
+    Zty : ndarray, shape (m, q)
+        ``Zᵢᵀyᵢ`` for each group.
+    yty : ndarray, shape (m,)
+        ``yᵢᵀyᵢ`` for each group.
+    n : ndarray, shape (m,)
+        Number of observations per group.
+    XtX : ndarray, shape (p, p)
+        ``XᵀX`` over all observations.
+    Xty : ndarray, shape (p,)
+        ``Xᵀy`` over all observations.
+    yty_total : float
+        ``yᵀy`` over all observations.
+    n_obs : int
+        Total number of observations.
+    """
+
+    ZtZ: np.ndarray
+    ZtX: np.ndarray
+    Zty: np.ndarray
+    yty: np.ndarray
+    n: np.ndarray
+    XtX: np.ndarray
+    Xty: np.ndarray
+    yty_total: float
+    n_obs: int
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups ``m``."""
+        return int(self.ZtZ.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class ModelMatrices:
+    """Everything a mixed-model engine needs from formula + data.
+
+    Attributes
+    ----------
+    formula : MixedFormula
+        The parsed formula.
+    y : ndarray, shape (n,)
+        Response.
+    X : ndarray, shape (n, p)
+        Fixed-effects design matrix (treatment coding, R column order).
+    Z : ndarray, shape (n, q)
+        Random-effects covariates of each observation's own group.
+    group : ndarray of int, shape (n,)
+        Group code (0 … m-1) of each observation.
+    group_labels : pandas.Index
+        Group label of each code (sorted like R factor levels).
+    fixed_names : tuple of str
+        R names of the columns of ``X`` (``(Intercept)``, ``sexM``, ...).
+    random_names : tuple of str
+        R names of the columns of ``Z``.
+    blocks : tuple of tuple of int
+        Partition of the columns of ``Z`` into independent blocks; within a
+        block the random effects are correlated (one block for ``(x | g)``,
+        one block per column for ``(x || g)``).
+    block_names : tuple of str
+        lme4's name of each block's grouping factor in ``VarCorr``
+        (``"g"``, ``"g.1"``, ...).
+    levels : dict of str to list
+        Factor levels used for each categorical variable (first = reference).
+    variables : tuple of str
+        Data columns used by the formula (response, covariates, grouping).
+    """
+
+    formula: MixedFormula
+    y: np.ndarray
+    X: np.ndarray
+    Z: np.ndarray
+    group: np.ndarray
+    group_labels: pd.Index
+    fixed_names: tuple[str, ...]
+    random_names: tuple[str, ...]
+    blocks: tuple[tuple[int, ...], ...]
+    block_names: tuple[str, ...]
+    levels: dict[str, list] = field(default_factory=dict)
+    variables: tuple[str, ...] = ()
+    _fixed_spec: Any = field(default=None, repr=False)
+    _random_specs: tuple[Any, ...] = field(default=(), repr=False)
+
+    # -- sizes -----------------------------------------------------------------
+    @property
+    def response(self) -> str:
+        """Name of the response column."""
+        return self.formula.response
+
+    @property
+    def grouping(self) -> str:
+        """Name of the grouping column."""
+        return self.formula.grouping
+
+    @property
+    def n_obs(self) -> int:
+        """Number of observations ``n``."""
+        return int(self.y.shape[0])
+
+    @property
+    def n_groups(self) -> int:
+        """Number of groups ``m``."""
+        return len(self.group_labels)
+
+    @property
+    def n_fixed(self) -> int:
+        """Number of fixed-effects columns ``p``."""
+        return int(self.X.shape[1])
+
+    @property
+    def n_random(self) -> int:
+        """Number of random effects per group ``q``."""
+        return int(self.Z.shape[1])
+
+    @cached_property
+    def group_sizes(self) -> np.ndarray:
+        """Observations per group, shape (m,)."""
+        return np.bincount(self.group, minlength=self.n_groups)
+
+    # -- sufficient statistics --------------------------------------------------
+    @cached_property
+    def statistics(self) -> GroupStatistics:
+        """Stacked per-group sufficient statistics (computed once, cached)."""
+        return group_statistics(self.y, self.X, self.Z, self.group, self.n_groups)
+
+    def sufficient_statistics(self) -> GroupStatistics:
+        """Return the per-group sufficient statistics.
+
+        Returns
+        -------
+        GroupStatistics
+            ``ZᵢᵀZᵢ``, ``ZᵢᵀXᵢ``, ``Zᵢᵀyᵢ``, ``yᵢᵀyᵢ``, ``nᵢ`` stacked over
+            groups, and ``XᵀX``, ``Xᵀy``, ``yᵀy`` overall.
+        """
+        return self.statistics
+
+    # -- new data ---------------------------------------------------------------
+    def prepare(self, data: Any, *, require_response: bool = False) -> pd.DataFrame:
+        """Coerce new data to the factor coding used at fit time.
+
+        Parameters
+        ----------
+        data : DataFrame or object with ``to_frame()``
+            New data with the covariate columns of the formula.
+        require_response : bool, default False
+            Whether the response column must be present.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Copy restricted to the formula's columns, factors coded with the
+            fit-time levels.
+
+        Raises
+        ------
+        alsfrs.errors.ValidationError
+            Missing columns, missing values, or factor levels unseen at fit time.
+        """
+        frame = as_frame(data)
+        needed = [
+            v
+            for v in self.variables
+            if (require_response or v != self.response) and v != self.grouping
+        ]
+        problems = [
+            Problem(rule="unknown_column", message=f"column {v!r} is missing", column=v)
+            for v in needed
+            if v not in frame.columns
+        ]
+        if problems:
+            raise ValidationError(problems, context="new data")
+        out = pd.DataFrame(index=frame.index)
+        for v in needed:
+            col = frame[v]
+            n_missing = int(col.isna().sum())
+            if n_missing:
+                problems.append(
+                    Problem(
+                        rule="missing_values",
+                        message=f"{n_missing} row(s) have a missing value",
+                        column=v,
+                    )
+                )
+                continue
+            if v in self.levels:
+                lv = self.levels[v]
+                values = col.astype(object)
+                unknown = sorted({str(x) for x in pd.unique(values) if x not in set(lv)})
+                if unknown:
+                    problems.append(
+                        Problem(
+                            rule="unknown_level",
+                            message=(
+                                f"level(s) {', '.join(unknown)} were not in the data the model "
+                                f"was fitted to (levels: {', '.join(map(str, lv))})"
+                            ),
+                            column=v,
+                        )
+                    )
+                    continue
+                out[v] = pd.Categorical(values, categories=lv)
+            else:
+                out[v] = pd.to_numeric(col, errors="coerce").astype(float)
+        if problems:
+            raise ValidationError(problems, context="new data")
+        if self.grouping in frame.columns:
+            out[self.grouping] = frame[self.grouping].to_numpy()
+        return out
+
+    def fixed_design(self, data: Any) -> np.ndarray:
+        """Fixed-effects design matrix ``X`` for new data (same columns as fit)."""
+        frame = self.prepare(data)
+        mm = self._fixed_spec.get_model_matrix(frame, output="numpy")
+        return np.asarray(mm, dtype=float).reshape(len(frame), -1)
+
+    def random_design(self, data: Any) -> np.ndarray:
+        """Random-effects covariates ``Z`` for new data (same columns as fit)."""
+        frame = self.prepare(data)
+        return _random_design(self._random_specs, frame)
+
+
+def _random_design(specs: Sequence[Any], frame: pd.DataFrame) -> np.ndarray:
+    parts = [
+        np.asarray(spec.get_model_matrix(frame, output="numpy"), dtype=float).reshape(
+            len(frame), -1
+        )
+        for spec in specs
+    ]
+    return np.hstack(parts) if parts else np.zeros((len(frame), 0))
+
+
+def group_statistics(
+    y: np.ndarray, X: np.ndarray, Z: np.ndarray, group: np.ndarray, n_groups: int
+) -> GroupStatistics:
+    """Compute stacked per-group sufficient statistics.
+
+    Parameters
+    ----------
+    y : ndarray, shape (n,)
+    X : ndarray, shape (n, p)
+    Z : ndarray, shape (n, q)
+    group : ndarray of int, shape (n,)
+        Group codes in ``0 … n_groups-1``; every group must occur.
+    n_groups : int
+
+    Returns
+    -------
+    GroupStatistics
+    """
+    n, p = X.shape
+    q = Z.shape[1]
+    order = np.argsort(group, kind="stable")
+    g_sorted = group[order]
+    counts = np.bincount(group, minlength=n_groups)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    W = np.empty((n, q + p + 1))
+    W[:, :q] = Z[order]
+    W[:, q : q + p] = X[order]
+    W[:, -1] = y[order]
+    Zs = W[:, :q]
+    outer = Zs[:, :, None] * W[:, None, :]  # (n, q, q+p+1)
+    sums = np.add.reduceat(outer, starts, axis=0) if n else outer
+    del g_sorted
+    ysq = np.add.reduceat(W[:, -1] ** 2, starts) if n else np.zeros(0)
+    return GroupStatistics(
+        ZtZ=np.ascontiguousarray(sums[:, :, :q]),
+        ZtX=np.ascontiguousarray(sums[:, :, q : q + p]),
+        Zty=np.ascontiguousarray(sums[:, :, -1]),
+        yty=ysq,
+        n=counts,
+        XtX=X.T @ X,
+        Xty=X.T @ y,
+        yty_total=float(y @ y),
+        n_obs=int(n),
+    )
+
+
+# ------------------------------------------------------------------------------
+# building
+# ------------------------------------------------------------------------------
+def _is_categorical_like(col: pd.Series) -> bool:
+    dtype = col.dtype
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_string_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_bool_dtype(dtype)
+    )
+
+
+def _factor(col: pd.Series) -> pd.Categorical:
+    """R-like factor: Categorical order kept (unused dropped), else sorted levels."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return pd.Categorical(col).remove_unused_categories()
+    values = col.to_numpy(dtype=object)
+    levels = sorted(pd.unique(values), key=lambda v: (str(type(v)), v))
+    return pd.Categorical(values, categories=levels)
+
+
+def _patients_list(labels: Sequence[Any], limit: int = 5) -> str:
+    labels = list(labels)
+    shown = ", ".join(str(x) for x in labels[:limit])
+    more = f" and {len(labels) - limit} more" if len(labels) > limit else ""
+    return shown + more
+
+
+def _required_variables(formula: MixedFormula) -> list[str]:
+    from formulaic import Formula
+
+    found: list[str] = [formula.response]
+    for rhs in [formula.fixed_formulaic] + [t.formulaic_expression for t in formula.random]:
+        found.extend(sorted(Formula(rhs).required_variables, key=lambda v: rhs.find(v)))
+    found.append(formula.grouping)
+    return list(dict.fromkeys(found))
+
+
+def build_model_matrices(formula: str | MixedFormula, data: Any) -> ModelMatrices:
+    """Build design matrices for an lme4-style formula with one grouping factor.
+
+    Parameters
+    ----------
+    formula : str or MixedFormula
+        E.g. ``"alsfrs_r ~ months * anxiolytic + age_at_dx + (months | patient_id)"``.
+    data : DataFrame or object with ``to_frame()``
+        Long data, one row per observation.
+
+    Returns
+    -------
+    ModelMatrices
+
+    Raises
+    ------
+    alsfrs.errors.ValidationError
+        Unknown columns, missing values, a non-numeric response, constant
+        covariates, a rank-deficient fixed-effects design (naming the aliased
+        columns), or more random effects than observations can identify.
+    """
+    from formulaic import model_matrix
+
+    parsed = formula if isinstance(formula, MixedFormula) else parse_formula(formula)
+    frame = as_frame(data)
+    variables = _required_variables(parsed)
+    missing_cols = [v for v in variables if v not in frame.columns]
+    if missing_cols:
+        raise ValidationError(
+            [
+                Problem(
+                    rule="unknown_column",
+                    message=(
+                        f"the formula uses {v!r}, which is not a column of the data "
+                        f"(columns: {', '.join(map(str, frame.columns[:30]))})"
+                    ),
+                    column=v,
+                )
+                for v in missing_cols
+            ],
+            context="the model data",
+        )
+    grouping = parsed.grouping
+    response = parsed.response
+    problems: list[Problem] = []
+    if len(frame) == 0:
+        raise ValidationError(
+            [Problem(rule="no_data", message="the data have no rows")], context="the model data"
+        )
+    gcol = frame[grouping]
+    for v in variables:
+        na = frame[v].isna().to_numpy()
+        k = int(na.sum())
+        if k:
+            pats = pd.unique(gcol[na].dropna()) if v != grouping else []
+            where = f" (patients {_patients_list(pats)})" if len(pats) else ""
+            problems.append(
+                Problem(
+                    rule="missing_values",
+                    message=(
+                        f"{k} row(s) have a missing value in {v!r}{where}; remove or impute "
+                        "them before fitting"
+                    ),
+                    column=v,
+                )
+            )
+    if problems:
+        raise ValidationError(problems, context="the model data")
+
+    ycol = frame[response]
+    if _is_categorical_like(ycol) or not pd.api.types.is_numeric_dtype(ycol):
+        raise ValidationError(
+            [
+                Problem(
+                    rule="non_numeric_response",
+                    message=f"the response {response!r} must be numeric (dtype {ycol.dtype})",
+                    column=response,
+                )
+            ],
+            context="the model data",
+        )
+
+    # factor coding
+    work = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    levels: dict[str, list] = {}
+    for v in variables:
+        if v == grouping:
+            continue
+        col = frame[v].reset_index(drop=True)
+        if v != response and _is_categorical_like(col):
+            fac = _factor(col)
+            levels[v] = list(fac.categories)
+            work[v] = fac
+        else:
+            work[v] = pd.to_numeric(col).astype(float).to_numpy()
+
+    # constant covariates (used in the fixed or random part, other than grouping)
+    fixed_vars = [v for v in variables if v not in (response, grouping)]
+    for v in fixed_vars:
+        if v in levels:
+            if len(levels[v]) < 2:
+                problems.append(
+                    Problem(
+                        rule="constant_covariate",
+                        message=(
+                            f"the factor {v!r} has a single level ({levels[v][0]!r}) in the "
+                            "data; it cannot be estimated — drop it from the formula"
+                        ),
+                        column=v,
+                    )
+                )
+        else:
+            vals = work[v].to_numpy()
+            if vals.size and np.all(vals == vals[0]):
+                problems.append(
+                    Problem(
+                        rule="constant_covariate",
+                        message=(
+                            f"the covariate {v!r} is constant (every row is {vals[0]:g}); it is "
+                            "confounded with the intercept — drop it from the formula"
+                        ),
+                        column=v,
+                    )
+                )
+    if problems:
+        raise ValidationError(problems, context="the model data")
+
+    # grouping factor
+    gfac = _factor(gcol.reset_index(drop=True))
+    group = np.asarray(gfac.codes, dtype=np.intp)
+    group_labels = pd.Index(gfac.categories, name=grouping)
+
+    # fixed effects
+    try:
+        fixed_mm = model_matrix(parsed.fixed_formulaic, work, output="numpy")
+    except ValidationError:
+        raise
+    except Exception as exc:
+        raise ValidationError(
+            [Problem(rule="malformed_formula", message=f"cannot build the fixed effects: {exc}")],
+            context="the model formula",
+        ) from None
+    fixed_spec = fixed_mm.model_spec
+    X = np.asarray(fixed_mm, dtype=float).reshape(len(work), -1)
+    fixed_names = tuple(r_column_name(c, parsed.variable_order) for c in fixed_spec.column_names)
+    if X.shape[1] == 0:
+        raise ValidationError(
+            [Problem(rule="no_fixed_effects", message="the fixed-effects part has no columns")],
+            context="the model formula",
+        )
+    _check_rank(X, fixed_names)
+
+    # random effects
+    random_specs = []
+    zparts = []
+    random_names: list[str] = []
+    blocks: list[tuple[int, ...]] = []
+    for term in parsed.random:
+        try:
+            mm = model_matrix(term.formulaic_expression, work, output="numpy")
+        except Exception as exc:
+            raise ValidationError(
+                [
+                    Problem(
+                        rule="malformed_formula",
+                        message=f"cannot build the random-effects term {term.text!r}: {exc}",
+                    )
+                ],
+                context="the model formula",
+            ) from None
+        random_specs.append(mm.model_spec)
+        Zt = np.asarray(mm, dtype=float).reshape(len(work), -1)
+        names = [r_column_name(c, parsed.variable_order) for c in mm.model_spec.column_names]
+        if Zt.shape[1] == 0:
+            raise ValidationError(
+                [
+                    Problem(
+                        rule="malformed_formula",
+                        message=f"the random-effects term {term.text!r} has no columns",
+                    )
+                ],
+                context="the model formula",
+            )
+        start = len(random_names)
+        idx = tuple(range(start, start + len(names)))
+        if term.correlated:
+            blocks.append(idx)
+        else:
+            blocks.extend((k,) for k in idx)
+        random_names.extend(names)
+        zparts.append(Zt)
+    dup = sorted({n for n in random_names if random_names.count(n) > 1})
+    if dup:
+        raise ValidationError(
+            [
+                Problem(
+                    rule="duplicated_random_effect",
+                    message=f"random effect(s) {', '.join(dup)} appear in more than one term",
+                )
+            ],
+            context="the model formula",
+        )
+    Z = np.hstack(zparts)
+    block_names = tuple(grouping if k == 0 else f"{grouping}.{k}" for k in range(len(blocks)))
+
+    n, q, m = len(work), Z.shape[1], len(group_labels)
+    if n <= m * q:
+        sizes = np.bincount(group, minlength=m)
+        if q > 1 and np.all(sizes <= 1):
+            slopes = [r for r in random_names if r != "(Intercept)"]
+            msg = (
+                f"every {grouping} has a single observation, so the random slope(s) "
+                f"{', '.join(slopes)}"
+                " cannot be identified; use a random intercept only, e.g. "
+                f"'(1 | {grouping})', or add follow-up visits"
+            )
+        else:
+            msg = (
+                f"the number of observations ({n}) is not larger than the number of random "
+                f"effects ({m} {grouping} × {q} = {m * q}); the random-effects variances and "
+                "the residual variance are not identifiable"
+            )
+        raise ValidationError(
+            [Problem(rule="unidentifiable_random_effects", message=msg, column=grouping)],
+            context="the model",
+        )
+
+    return ModelMatrices(
+        formula=parsed,
+        y=work[response].to_numpy(dtype=float),
+        X=np.ascontiguousarray(X),
+        Z=np.ascontiguousarray(Z),
+        group=group,
+        group_labels=group_labels,
+        fixed_names=fixed_names,
+        random_names=tuple(random_names),
+        blocks=tuple(blocks),
+        block_names=block_names,
+        levels=levels,
+        variables=tuple(variables),
+        _fixed_spec=fixed_spec,
+        _random_specs=tuple(random_specs),
+    )
+
+
+def _check_rank(X: np.ndarray, names: Sequence[str]) -> None:
+    """Raise a ValidationError naming aliased columns of a rank-deficient X.
+
+    Columns are checked in order, as R's ``lm`` does: a column is aliased when
+    it is (numerically) a linear combination of the columns before it.
+    """
+    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    problems: list[Problem] = []
+    zero = norms == 0
+    scaled = X / np.where(zero, 1.0, norms)
+    r = np.linalg.qr(scaled, mode="r")
+    diag = (
+        np.abs(np.diag(r))
+        if r.shape[0] >= r.shape[1]
+        else np.abs(np.concatenate([np.diag(r), np.zeros(r.shape[1] - r.shape[0])]))
+    )
+    aliased = [j for j in range(X.shape[1]) if zero[j] or diag[j] < RANK_TOLERANCE]
+    if not aliased:
+        return
+    kept = [j for j in range(X.shape[1]) if j not in aliased]
+    for j in aliased:
+        if zero[j]:
+            problems.append(
+                Problem(
+                    rule="rank_deficient",
+                    message=f"the fixed-effects column {names[j]!r} is all zero",
+                    column=names[j],
+                )
+            )
+            continue
+        earlier = [k for k in kept if k < j]
+        coef = (
+            np.linalg.lstsq(scaled[:, earlier], scaled[:, j], rcond=None)[0]
+            if earlier
+            else np.zeros(0)
+        )
+        partners = [names[k] for k, c in zip(earlier, coef, strict=True) if abs(c) > 1e-6]
+        problems.append(
+            Problem(
+                rule="rank_deficient",
+                message=(
+                    f"the fixed-effects column {names[j]!r} is aliased: it is a linear "
+                    f"combination of {', '.join(repr(p) for p in partners) or 'earlier columns'}"
+                    "; the fixed-effects design is rank deficient — remove one of these terms"
+                ),
+                column=names[j],
+            )
+        )
+    raise ValidationError(problems, context="the fixed-effects design")
+
+
+def column_levels(matrices: ModelMatrices) -> Mapping[str, list]:
+    """Factor levels used for each categorical variable (first = reference)."""
+    return dict(matrices.levels)
