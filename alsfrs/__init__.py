@@ -17,6 +17,8 @@ from alsfrs.errors import Problem, ValidationError
 from alsfrs.exposure import REM_SUPPRESSION, derive_exposures
 from alsfrs.io import Table, read_dispensings, read_patients, read_proact, read_visits
 from alsfrs.lmm import LmmResult, fit_lmm, lrt
+from alsfrs.persist import load_result
+from alsfrs.report.html import write_report
 from alsfrs.simulate import simulate_cohort
 from alsfrs.spec import ModelSpec, available_specs, load_spec
 
@@ -37,6 +39,7 @@ __all__ = [
     "derive_exposures",
     "fit_bayes",
     "fit_lmm",
+    "load_result",
     "load_spec",
     "lrt",
     "prior_predictive",
@@ -45,4 +48,5 @@ __all__ = [
     "read_proact",
     "read_visits",
     "simulate_cohort",
+    "write_report",
 ]

@@ -68,13 +68,17 @@ def from_dict(
 
 def rhat(idata: az.InferenceData, var_names: Sequence[str]) -> dict[str, np.ndarray]:
     """Rank-normalised split R-hat of each variable."""
-    ds = az.rhat(idata, var_names=list(var_names), method="rank")
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant elements (corr diagonal)
+        ds = az.rhat(idata, var_names=list(var_names), method="rank")
     return {v: np.asarray(ds[v].values) for v in var_names}
 
 
 def ess(idata: az.InferenceData, var_names: Sequence[str], method: str) -> dict[str, np.ndarray]:
     """Effective sample size (``method`` "bulk" or "tail") of each variable."""
-    ds = az.ess(idata, var_names=list(var_names), method=method)
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ds = az.ess(idata, var_names=list(var_names), method=method)
     return {v: np.asarray(ds[v].values) for v in var_names}
 
 

@@ -120,14 +120,32 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 # -- demo ----------------------------------------------------------------------------
+def _effects_text(eff: pd.DataFrame, truth: dict | None) -> pd.DataFrame:
+    cols = {"difference": "points/month", "ci_lower": "lower 95%", "ci_upper": "upper 95%",
+            "percent_faster": "% faster", "standardised": "standardised"}
+    shown = eff[list(cols)].rename(columns=cols)
+    if "prob_faster" in eff and eff["prob_faster"].notna().any():
+        shown["P(faster)"] = eff["prob_faster"]
+    if truth:
+        shown["truth"] = [truth.get(e, float("nan")) for e in eff.index]
+    return shown
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    import warnings
+
+    from alsfrs.bayes import SamplingWarning
+    from alsfrs.report.html import write_report
+    from alsfrs.report.tables import effect_sizes
+    from alsfrs.spec import load_spec
+
     out = Path(args.out)
     t0 = time.perf_counter()
     print(f"alsfrs demo: a registry-like cohort of {args.n_patients} patients (seed {args.seed})")
-    print(f"[1/3] simulating -> {out}/")
+    print(f"[1/5] simulating -> {out}/")
     ns = argparse.Namespace(n_patients=args.n_patients, seed=args.seed, out=str(out))
     cmd_simulate(ns)
-    print("\n[2/3] validating the simulated files")
+    print("\n[2/5] validating the simulated files")
     cohort, failures = _validate(str(out / "visits.csv"), str(out / "patients.csv"),
                                  str(out / "dispensings.csv"), "raise")
     if failures:  # pragma: no cover - the simulator writes valid files
@@ -135,13 +153,66 @@ def cmd_demo(args: argparse.Namespace) -> int:
             _print_problems(f)
         return EXIT_INVALID
     _print_table(cohort.row_accounting())
-    print("\n[3/3] the cohort")
     _print_table(cohort.describe(), floatfmt="{:,.2f}")
     truth = json.loads((out / "truth.json").read_text())
-    print("\nsimulated truth, exposure effects on the ALSFRS-R slope (points/month):")
-    for k, v in truth["exposure_slope_effects"].items():
-        print(f"  {k:<15} {v:+.2f}")
+    cohort.truth = truth
+    slope_truth = truth["exposure_slope_effects"]
+
+    lmm_spec = load_spec("linear_slope")
+    print(f"\n[3/5] linear mixed model ({lmm_spec.name}): {lmm_spec.formula}")
+    t = time.perf_counter()
+    lmm = lmm_spec.fit_model(cohort)
+    print(f"fitted in {time.perf_counter() - t:.2f} s; exposure effects on the slope:")
+    _print_table(_effects_text(effect_sizes(lmm), slope_truth))
+
+    bayes_spec = load_spec("bayes_slope")
+    draws = args.draws or bayes_spec.fit.get("draws", 1000)
+    print(f"\n[4/5] Bayesian model ({bayes_spec.name}, collapsed): {draws} draws x "
+          f"{bayes_spec.fit.get('chains', 2)} chains")
+    t = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplingWarning)
+        bayes = bayes_spec.fit_model(cohort, seed=args.seed, draws=draws,
+                                     tune=args.draws or bayes_spec.fit.get("tune", 1000),
+                                     progressbar=not args.quiet)
+    for w in caught:
+        if issubclass(w.category, SamplingWarning):
+            print(f"warning: {w.message}")
+    print(f"sampled in {time.perf_counter() - t:.1f} s; exposure effects on the slope:")
+    _print_table(_effects_text(effect_sizes(bayes), slope_truth))
+
+    print("\n[5/5] saving the fits and writing the report")
+    lmm.save(out / "fit_lmm.zip")
+    bayes.save(out / "fit_bayes.zip")
+    report = write_report({"Mixed model (REML)": lmm, "Bayesian (collapsed)": bayes},
+                          out / "report.html", cohort=cohort,
+                          title="alsfrs demo: psychiatric drug use and ALSFRS-R decline")
+    for name in ("fit_lmm.zip", "fit_bayes.zip"):
+        print(f"  wrote {out / name}")
+    print(f"  wrote {report}")
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")
+    return EXIT_OK
+
+
+# -- report --------------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    from alsfrs.persist import load_result
+    from alsfrs.report.html import write_report
+
+    results = {}
+    for path in args.fits:
+        r = load_result(path)
+        results[Path(path).stem] = r
+    cohort = None
+    if args.visits:
+        cohort, failures = _validate(args.visits, args.patients, args.dispensings, "raise")
+        if failures:
+            for f in failures:
+                _print_problems(f)
+            return EXIT_INVALID
+    path = write_report(results, args.out, cohort=cohort, title=args.title,
+                        show_ids=args.show_ids)
+    print(f"wrote {path}")
     return EXIT_OK
 
 
@@ -192,12 +263,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show-exclusions", action="store_true", help="list every excluded row")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("demo", help="simulate, validate and analyse a registry-like cohort",
-                       description="The end-to-end demonstration on a simulated cohort.")
+    p = sub.add_parser("demo", help="simulate, validate, fit and report a registry-like cohort",
+                       description="The end-to-end demonstration: simulate a cohort shaped like "
+                                   "the Swedish registry study, validate it, fit the linear "
+                                   "mixed model and the collapsed Bayesian model, print the "
+                                   "effect sizes, save the fits and write report.html.")
     p.add_argument("--out", default="alsfrs-demo", help="output folder (default alsfrs-demo)")
     p.add_argument("--n-patients", type=int, default=1000, help="patients (default 1000)")
     p.add_argument("--seed", type=int, default=2025, help="random seed (default 2025)")
+    p.add_argument("--draws", type=int, default=None,
+                   help="posterior draws and tuning steps per chain (default: the spec's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("report", help="write an HTML report from saved fits",
+                       description="Write one self-contained HTML report from fits saved with "
+                                   "result.save(); optionally with the data section.")
+    p.add_argument("fits", nargs="+", help="saved fit files")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.add_argument("--title", default="alsfrs report", help="report title")
+    p.add_argument("--visits", help="visits file, for the data section")
+    p.add_argument("--patients", help="patient table, for the data section")
+    p.add_argument("--dispensings", help="dispensing table, for the data section")
+    p.add_argument("--show-ids", action="store_true",
+                   help="show patient identifiers (off by default)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("specs", help="list the model specifications, or show one",
                        description="List the catalogue of named model specifications.")

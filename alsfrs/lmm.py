@@ -863,6 +863,15 @@ class LmmResult:
         """lme4-like text summary."""
         return _render_text(_summary_tables(self))
 
+    def save(self, path: str) -> object:
+        """Save to one file (JSON + Parquet + netCDF in a zip; no pickle).
+
+        Load it back with :func:`alsfrs.load_result`; every number round-trips exactly.
+        """
+        from alsfrs.persist import save_result
+
+        return save_result(self, path)
+
     def _repr_html_(self) -> str:
         return _render_html(_summary_tables(self))
 

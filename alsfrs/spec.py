@@ -49,7 +49,7 @@ _TOP = {"name", "description", "formula", "engine", "family", "time_axis", "expo
 _EXPOSURE = {"lag_months", "lookback_months", "min_dispensings"}
 _FIT = {
     "lmm": {"reml"},
-    "bayes": {"draws", "tune", "chains", "parameterization", "target_accept", "sampler"},
+    "bayes": {"draws", "tune", "chains", "parameterization", "target_accept", "sampler", "seed"},
 }
 
 
@@ -71,14 +71,31 @@ class ModelSpec:
     def fit_model(self, data: Any, **overrides: Any):
         """Fit this specification to a Cohort or analysis frame with its engine."""
         options = {**self.fit, **overrides}
+        self.check_exposure(data)
         if self.engine == "lmm":
             from alsfrs.lmm import fit_lmm
 
             return fit_lmm(self.formula, data, **options)
-        from alsfrs.bayes import fit_bayes  # pragma: no cover - needs the bayes engine
+        from alsfrs.bayes import fit_bayes
 
         return fit_bayes(self.formula, data, family=self.family,
                          priors=self.priors or None, **options)
+
+    def check_exposure(self, data: Any) -> None:
+        """Refuse a Cohort whose exposures were derived with another window than this plan's."""
+        defined = getattr(data, "exposure_definition", None)
+        if not defined or not self.exposure:
+            return
+        problems = []
+        for k, v in self.exposure.items():
+            have = defined.get(k)
+            if (have is None) != (v is None) or (have is not None and float(have) != float(v)):
+                problems.append(Problem(
+                    rule="exposure_mismatch", column=f"exposure.{k}", source=self.name,
+                    message=f"the cohort's exposures use {k} = {have}, the specification "
+                            f"{v}; build the cohort with exposure=spec.exposure"))
+        if problems:
+            raise ValidationError(problems, context=f"model specification {self.name}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "description": self.description, "formula": self.formula,
@@ -87,10 +104,22 @@ class ModelSpec:
                 "priors": dict(self.priors)}
 
 
+def _catalogue():
+    """The folder of shipped specifications.
+
+    Installed: the package data ``alsfrs.specs`` (built from ``models/``). Run
+    from a source checkout without installing, ``alsfrs.specs`` does not exist
+    (it is a mapping made at install time), and the checkout's ``models/`` is used.
+    """
+    try:
+        return resources.files("alsfrs.specs")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "models"
+
+
 def available_specs() -> list[str]:
     """Names of the specifications shipped in the catalogue."""
-    return sorted(p.name[:-5] for p in resources.files("alsfrs.specs").iterdir()
-                  if p.name.endswith(".toml"))
+    return sorted(p.name[:-5] for p in _catalogue().iterdir() if p.name.endswith(".toml"))
 
 
 def load_spec(name_or_path: str | Path) -> ModelSpec:
@@ -118,7 +147,7 @@ def load_spec(name_or_path: str | Path) -> ModelSpec:
         source = path.name
         stem = path.stem
     else:
-        res = resources.files("alsfrs.specs").joinpath(f"{text_path}.toml")
+        res = _catalogue().joinpath(f"{text_path}.toml")
         if not res.is_file():
             raise ValidationError(Problem(
                 rule="unknown_spec",

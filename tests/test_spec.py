@@ -43,3 +43,18 @@ def test_unknown_name_and_broken_toml(tmp_path):
     broken.write_text("name = \n")
     with pytest.raises(ValidationError, match="not valid TOML"):
         load_spec(broken)
+
+
+def test_catalogue_from_the_installed_package(tmp_path):
+    """Outside the checkout, the installed package finds its catalogue."""
+    import subprocess
+    import sys
+
+    code = ("import alsfrs, os; s = alsfrs.load_spec('linear_slope'); "
+            "print(s.name, 'checkout' if os.path.exists(os.path.join("
+            "os.path.dirname(alsfrs.__file__), '..', 'models', 'linear_slope.toml')) "
+            "else 'installed')")
+    res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("linear_slope")

@@ -170,15 +170,8 @@ def _covariance_factor(design: Design, priors: PriorSet):
 
 
 def _solve_quad(A, u, q: int):
-    """log|A_i| and u_iᵀ A_i⁻¹ u_i for stacked symmetric positive definite A (closed form)."""
-    if q == 1:
-        a = A[:, 0, 0]
-        return pt.log(a), u[:, 0] ** 2 / a
-    if q == 2:
-        a, b, d = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
-        det = a * d - b * b
-        quad = (d * u[:, 0] ** 2 - 2 * b * u[:, 0] * u[:, 1] + a * u[:, 1] ** 2) / det
-        return pt.log(det), quad
+    """log|A_i| and u_iᵀ A_i⁻¹ u_i for stacked symmetric 3 × 3 A_i (cofactors)."""
+    del q
     a, b, c = A[:, 0, 0], A[:, 0, 1], A[:, 0, 2]
     e, f, i = A[:, 1, 1], A[:, 1, 2], A[:, 2, 2]
     c00 = e * i - f * f
@@ -195,18 +188,44 @@ def _solve_quad(A, u, q: int):
 
 
 def collapsed_loglik(design: Design, beta_c, L, sigma):
-    """Marginal log-likelihood summed over patients (random effects integrated out)."""
+    """Marginal log-likelihood summed over patients (random effects integrated out).
+
+    For one or two random effects per patient every quantity is written out
+    elementwise over patients (the common intercept-and-slope case, and the
+    fastest graph); for three, batched tensor products and cofactors are used.
+    """
     st = design.stats
     q = design.mm.n_random
     n_obs = st.n_obs
     Lam = L / sigma
-    c = pt.as_tensor(st.Zty) - pt.tensordot(pt.as_tensor(st.ZtX), beta_c, axes=[[2], [0]])
-    u = pt.dot(c, Lam)  # u_i = Λᵀ c_i
-    SL = pt.tensordot(pt.as_tensor(st.ZtZ), Lam, axes=[[2], [0]])  # S_i Λ
-    A = pt.tensordot(SL, Lam, axes=[[1], [0]]).dimshuffle(0, 2, 1) + pt.eye(q)
-    logdet, quad = _solve_quad(A, u, q)
     rss = (st.yty_total - 2 * pt.dot(beta_c, pt.as_tensor(st.Xty))
            + pt.dot(beta_c, pt.dot(pt.as_tensor(st.XtX), beta_c)))
+    # c_i = Z_i'y_i - Z_i'X_i beta, one vector over patients per random effect
+    c = [pt.as_tensor(st.Zty[:, k]) - pt.dot(pt.as_tensor(st.ZtX[:, k, :]), beta_c)
+         for k in range(q)]
+    if q == 1:
+        lam = Lam[0, 0]
+        a = 1 + lam**2 * st.ZtZ[:, 0, 0]
+        u = lam * c[0]
+        logdet, quad = pt.log(a), u**2 / a
+    elif q == 2:
+        l00, l10, l11 = Lam[0, 0], Lam[1, 0], Lam[1, 1]
+        s00, s01, s11 = st.ZtZ[:, 0, 0], st.ZtZ[:, 0, 1], st.ZtZ[:, 1, 1]
+        m00, m01 = s00 * l00 + s01 * l10, s01 * l11  # S_i Λ
+        m10, m11 = s01 * l00 + s11 * l10, s11 * l11
+        a00 = 1 + l00 * m00 + l10 * m10  # A_i = I + Λ' S_i Λ
+        a01 = l00 * m01 + l10 * m11
+        a11 = 1 + l11 * m11
+        u0, u1 = l00 * c[0] + l10 * c[1], l11 * c[1]  # u_i = Λ' c_i
+        det = a00 * a11 - a01**2
+        logdet = pt.log(det)
+        quad = (a11 * u0**2 - 2 * a01 * u0 * u1 + a00 * u1**2) / det
+    else:
+        cc = pt.stack(c, axis=1)
+        u = pt.dot(cc, Lam)
+        SL = pt.tensordot(pt.as_tensor(st.ZtZ), Lam, axes=[[2], [0]])
+        A = pt.tensordot(SL, Lam, axes=[[1], [0]]).dimshuffle(0, 2, 1) + pt.eye(q)
+        logdet, quad = _solve_quad(A, u, q)
     return -0.5 * (n_obs * np.log(2 * np.pi) + 2 * n_obs * pt.log(sigma) + pt.sum(logdet)
                    + (rss - pt.sum(quad)) / sigma**2)
 

@@ -305,6 +305,15 @@ class BayesResult:
                     f"{self.settings.get('chains')} chains x {self.settings.get('draws')} draws"
                     f"\n\n{s.to_string()}")
 
+    def save(self, path: str) -> object:
+        """Save to one file (JSON + Parquet + netCDF in a zip; no pickle).
+
+        Load it back with :func:`alsfrs.load_result`; every number round-trips exactly.
+        """
+        from alsfrs.persist import save_result
+
+        return save_result(self, path)
+
     def _repr_html_(self) -> str:
         s = self.summary().round(3)
         head = (f"<p><strong>Bayesian hierarchical model</strong> ({html.escape(self.family)}, "
