@@ -56,13 +56,29 @@ def test_visits_alone_and_exclude_mode(tmp_path, capsys):
     assert "item_range" in capsys.readouterr().out
 
 
-def test_demo_runs(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--n-patients", "120"]) == 0
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--n-patients", "150", "--draws", "200",
+                 "--quiet"]) == 0
     text = capsys.readouterr().out
-    assert "antidepressant" in text and "done in" in text
+    assert "linear mixed model" in text and "Bayesian model" in text
+    assert "antidepressant" in text and "truth" in text and "done in" in text
+    for name in ("report.html", "fit_lmm.zip", "fit_bayes.zip", "truth.json"):
+        assert (out / name).exists()
+    html = (out / "report.html").read_text()
+    assert "Simulated truth" in html and "Bayesian (collapsed)" in html
+    # the saved fits make a report again from the command line
+    capsys.readouterr()
+    assert main(["report", str(out / "fit_lmm.zip"), str(out / "fit_bayes.zip"),
+                 "--out", str(out / "again.html"), "--title", "Again",
+                 "--visits", str(out / "visits.csv"), "--patients", str(out / "patients.csv"),
+                 "--dispensings", str(out / "dispensings.csv")]) == 0
+    again = (out / "again.html").read_text()
+    assert "<title>Again</title>" in again and "fit_bayes" in again
+    assert main(["report", str(out / "visits.csv"), "--out", str(out / "x.html")]) == 1
 
 
-@pytest.mark.parametrize("cmd", [[], ["simulate"], ["validate"], ["demo"], ["specs"]])
+@pytest.mark.parametrize("cmd", [[], ["simulate"], ["validate"], ["demo"], ["specs"], ["report"]])
 def test_help_everywhere(cmd, capsys):
     with pytest.raises(SystemExit) as e:
         main([*cmd, "--help"])

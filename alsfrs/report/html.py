@@ -152,6 +152,9 @@ def render_report(results: Any, *, cohort: Any = None, title: str = "alsfrs repo
                             index=False)
             seeds.append((name, str(r.seed)))
         eff = tables.effect_sizes(r, margin=margin)
+        if truth:
+            eff.insert(1, "truth", [truth["exposure_slope_effects"].get(e, np.nan)
+                                    for e in eff.index])
         models.append({
             "name": name, "formula": r.formula, "nobs": r.nobs, "ngroups": r.ngroups,
             "spec": _table(_spec_table(r), index=False), "priors": priors,
