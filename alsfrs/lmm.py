@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from alsfrs.effects import EFFECT_COLUMNS, exposure_contrasts
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.matrices import ModelMatrices, as_frame, build_model_matrices
 
@@ -733,80 +734,13 @@ class LmmResult:
             raise ValidationError(
                 [Problem(rule="invalid_level", message="level must be in (0, 1)")]
             )
-        data = self._data
-        mm = self.matrices
-        names = list(mm.fixed_names)
-        if time not in mm.variables:
-            raise ValidationError(
-                [
-                    Problem(
-                        rule="unknown_column",
-                        message=f"the time variable {time!r} is not in the model",
-                        column=time,
-                    )
-                ]
-            )
-        interactions = {}
-        for name in names:
-            parts = name.split(":")
-            if len(parts) == 2 and time in parts:
-                other = parts[1] if parts[0] == time else parts[0]
-                interactions[other] = name
-        if exposures is None:
-            exposures = [
-                v
-                for v in interactions
-                if v in data.columns
-                and v not in mm.levels
-                and set(np.unique(pd.to_numeric(data[v]).to_numpy())) <= {0, 1}
-            ]
-        elif isinstance(exposures, str):
-            exposures = [exposures]
-        problems = []
-        for e in exposures:
-            if e not in interactions:
-                problems.append(
-                    Problem(
-                        rule="no_time_interaction",
-                        message=(
-                            f"the model has no {time}:{e} interaction, so it does not estimate a "
-                            f"difference in decline for {e!r}"
-                        ),
-                        column=e,
-                    )
-                )
-            elif e not in data.columns or not set(
-                np.unique(pd.to_numeric(data[e], errors="coerce").to_numpy())
-            ) <= {0, 1}:
-                problems.append(
-                    Problem(
-                        rule="not_binary",
-                        message=f"the exposure {e!r} must be a 0/1 column",
-                        column=e,
-                    )
-                )
-        if problems:
-            raise ValidationError(problems, context="exposure_effects")
+        contrasts = exposure_contrasts(self.matrices, self._data, exposures, time)
         beta = self.fixed_effects["estimate"].to_numpy()
         V = self.vcov.to_numpy()
         z = stats.norm.ppf(0.5 + level / 2)
-        dXdt = self._time_derivative_rows(time)
-        groups = mm.group
         rows = []
-        for e in exposures:
-            j = names.index(interactions[e])
-            unexposed = pd.to_numeric(data[e]).to_numpy() == 0
-            if not unexposed.any():
-                raise ValidationError(
-                    [Problem(rule="no_unexposed", message=f"no unexposed rows for {e!r}", column=e)]
-                )
-            g = groups[unexposed]
-            D = dXdt[unexposed]
-            sums = np.zeros((mm.n_groups, D.shape[1]))
-            np.add.at(sums, g, D)
-            counts = np.bincount(g, minlength=mm.n_groups)
-            has = counts > 0
-            L = (sums[has] / counts[has, None]).mean(axis=0)
+        for c in contrasts:
+            j, L = c.index, c.reference
             ref = float(L @ beta)
             diff = float(beta[j])
             var_d = float(V[j, j])
@@ -814,14 +748,15 @@ class LmmResult:
             cov_dr = float(V[j] @ L)
             var_r = float(L @ V @ L)
             pct = -100.0 * diff / abs(ref)
+            # delta method for -100 d / |r|
             d_dd = -100.0 / abs(ref)
             d_dr = 100.0 * diff * math.copysign(1.0, ref) / ref**2
             var_p = d_dd**2 * var_d + 2 * d_dd * d_dr * cov_dr + d_dr**2 * var_r
             se_p = math.sqrt(max(var_p, 0.0))
             rows.append(
                 {
-                    "exposure": e,
-                    "term": interactions[e],
+                    "exposure": c.exposure,
+                    "term": c.term,
                     "difference": diff,
                     "std_error": se,
                     "ci_lower": diff - z * se,
@@ -832,31 +767,7 @@ class LmmResult:
                     "percent_upper": pct + z * se_p,
                 }
             )
-        cols = [
-            "term",
-            "difference",
-            "std_error",
-            "ci_lower",
-            "ci_upper",
-            "reference_slope",
-            "percent_faster",
-            "percent_lower",
-            "percent_upper",
-        ]
-        out = pd.DataFrame(rows, columns=["exposure", *cols]).set_index("exposure")
-        return out
-
-    def _time_derivative_rows(self, time: str) -> np.ndarray:
-        """``∂X/∂time`` for each fitted row (central differences; exact for quadratics)."""
-        data = self._data
-        mm = self.matrices
-        t = pd.to_numeric(data[time]).to_numpy(dtype=float)
-        h = 1e-3 * max(1.0, float(np.std(t)))
-        up = data.copy()
-        down = data.copy()
-        up[time] = t + h
-        down[time] = t - h
-        return (mm.fixed_design(up) - mm.fixed_design(down)) / (2 * h)
+        return pd.DataFrame(rows, columns=["exposure", *EFFECT_COLUMNS]).set_index("exposure")
 
     # -- display ---------------------------------------------------------------------
     def summary(self) -> str:
