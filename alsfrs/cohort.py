@@ -21,9 +21,7 @@ import pandas as pd
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.exposure import derive_exposures
 from alsfrs.instrument import (
-    DOMAINS,
     ITEM_COLUMNS,
-    ITEM_NAMES,
     MAX_TOTAL,
     domain_scores,
     merge_item5,
@@ -395,7 +393,3 @@ class Cohort:
 def _fmt(x: float) -> str:
     return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"
 
-
-# names for documentation
-ANALYSIS_ITEMS = ITEM_NAMES
-ANALYSIS_DOMAINS = tuple(DOMAINS)

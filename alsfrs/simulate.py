@@ -125,8 +125,7 @@ class Settings:
         for name in ("male_fraction", "bulbar_fraction", "missed_visit_prob",
                      "lag_noise_fraction"):
             v = getattr(self, name)
-            if not (isinstance(v, int | float) and 0 <= v < 1 + (name != "missed_visit_prob")
-                    and v <= 1):
+            if not (isinstance(v, int | float) and 0 <= v <= 1):
                 bad(name, f"must be a probability in [0, 1], got {v!r}")
         if not -1 < self.correlation < 1:
             bad("correlation", f"must be in (-1, 1), got {self.correlation!r}")
@@ -308,18 +307,15 @@ def simulate_tables(n_patients: int = 1000, seed: int | None = None, **overrides
     # --- dispensings ----------------------------------------------------------------
     disp = _dispensings(rng, s, pid, dx, exposed)
 
-    def _r(x: float) -> float:
-        return float(x)
-
     fixed = {
-        "(Intercept)": _r(s.intercept - s.age_effect * s.age_mean),
-        "months": _r(s.slope),
+        "(Intercept)": float(s.intercept - s.age_effect * s.age_mean),
+        "months": float(s.slope),
         "anxiolytic": 0.0, "hypnotic": 0.0, "antidepressant": 0.0,
-        "onset_sitebulbar": _r(s.bulbar_intercept),
-        "age_at_dx": _r(s.age_effect),
-        "sexM": _r(s.male_effect),
-        **{f"months:{e}": _r(s.exposure_slope[e]) for e in EXPOSURES},
-        "months:onset_sitebulbar": _r(s.bulbar_slope),
+        "onset_sitebulbar": float(s.bulbar_intercept),
+        "age_at_dx": float(s.age_effect),
+        "sexM": float(s.male_effect),
+        **{f"months:{e}": float(s.exposure_slope[e]) for e in EXPOSURES},
+        "months:onset_sitebulbar": float(s.bulbar_slope),
     }
     truth = {
         "seed": int(seed),
@@ -329,8 +325,8 @@ def simulate_tables(n_patients: int = 1000, seed: int | None = None, **overrides
                    " + age_at_dx + sex + (months | patient_id)",
         "time_unit": f"months since diagnosis ({DAYS_PER_MONTH} days)",
         "fixed_effects": fixed,
-        "exposure_slope_effects": {e: _r(s.exposure_slope[e]) for e in EXPOSURES},
-        "exposure_hazard_ratios": {e: _r(s.hazard_ratio[e]) for e in EXPOSURES},
+        "exposure_slope_effects": {e: float(s.exposure_slope[e]) for e in EXPOSURES},
+        "exposure_hazard_ratios": {e: float(s.hazard_ratio[e]) for e in EXPOSURES},
         "random_effects": {"sd_intercept": s.sd_intercept, "sd_slope": s.sd_slope,
                            "correlation": s.correlation},
         "residual_sd": s.residual_sd,

@@ -384,11 +384,9 @@ class TableCheck:
             if pos in self.row_errors:
                 probs = self.row_errors[pos]
                 rule = probs[0].rule
-                col = probs[0].column
                 reason = "; ".join(
                     (f"column '{p.column}': " if p.column else "") + p.message for p in probs
                 )
-                del col
             else:
                 p = self.row_exclusions[pos]
                 rule = p.rule
