@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 
 from alsfrs.bayes.priors import Prior, PriorSet
@@ -101,10 +102,13 @@ def _register(name: str, priors: list[Prior], dims: str | None = None):
     dist = priors[0].dist
     params = np.array([p.params for p in priors], dtype=float).T
     kw = {"dims": dims} if dims else {"shape": len(priors)}
+    # shared, not literal: the intercept prior depends on the data, and a literal would
+    # force a new compilation for every data set
+    p = [pytensor.shared(np.ascontiguousarray(row)) for row in params]
     if dist == "normal":
-        return pm.Normal(name, mu=params[0], sigma=params[1], **kw)
+        return pm.Normal(name, mu=p[0], sigma=p[1], **kw)
     if dist == "student_t":
-        return pm.StudentT(name, nu=params[0], mu=params[1], sigma=params[2], **kw)
+        return pm.StudentT(name, nu=p[0], mu=p[1], sigma=p[2], **kw)
     raise AssertionError(dist)  # pragma: no cover
 
 
@@ -143,10 +147,11 @@ def _fixed_effects(design: Design, priors: PriorSet):
         coord = f"term_{fam}"
         pm.Model.get_context().add_coord(coord, [names[j] for j in idx])
         pieces.append((idx, _register(rv_name, [priors.fixed[names[j]] for j in idx], coord)))
-    beta_c = pt.zeros(len(names))
-    for idx, rv in pieces:
-        beta_c = pt.set_subtensor(beta_c[np.array(idx)], rv)
-    return beta_c
+    if len(pieces) == 1:  # one prior family (the usual case): the vector is beta itself
+        return pieces[0][1]
+    # several families: put the pieces back in term order (a constant permutation)
+    order = np.argsort(np.concatenate([idx for idx, _ in pieces]))
+    return pt.concatenate([rv for _, rv in pieces])[order]
 
 
 def _covariance_factor(design: Design, priors: PriorSet):
@@ -154,18 +159,26 @@ def _covariance_factor(design: Design, priors: PriorSet):
     mm = design.mm
     q = mm.n_random
     L = pt.zeros((q, q))
+    # blocks are contiguous column ranges: basic slices keep the graph in compiled ops
     for k, block in enumerate(mm.blocks):
         idx = np.array(block)
         names = [mm.random_names[j] for j in block]
         bpri = [priors.sd[n] for n in names]
         if len(block) == 1:
             sd = _scalar_rv(f"sd_block{k}", bpri[0])
+            if q == 1:
+                return pt.reshape(sd, (1, 1))
             L = pt.set_subtensor(L[idx[0], idx[0]], sd)
         else:
             Lb, _corr, _sd = pm.LKJCholeskyCov(
                 f"chol_block{k}", eta=priors.lkj_eta, n=len(block), sd_dist=_scale_dist(bpri),
                 compute_corr=True, store_in_trace=False)
-            L = pt.set_subtensor(L[np.ix_(idx, idx)], Lb)
+            if len(block) == q:
+                return Lb
+            lo, hi = int(idx[0]), int(idx[-1]) + 1
+            if list(block) != list(range(lo, hi)):  # pragma: no cover - formula gives ranges
+                raise AssertionError("random-effect blocks must be contiguous")
+            L = pt.set_subtensor(L[lo:hi, lo:hi], Lb)
     return L
 
 
@@ -196,21 +209,25 @@ def collapsed_loglik(design: Design, beta_c, L, sigma):
     """
     st = design.stats
     q = design.mm.n_random
-    n_obs = st.n_obs
+    # data enter as shared variables, not literals, so that the compiled C code is
+    # reused for every data set of the model's form (no recompilation per cohort)
+    shared = pytensor.shared
+    n_obs = shared(np.float64(st.n_obs), name="n_obs")
     Lam = L / sigma
-    rss = (st.yty_total - 2 * pt.dot(beta_c, pt.as_tensor(st.Xty))
-           + pt.dot(beta_c, pt.dot(pt.as_tensor(st.XtX), beta_c)))
+    rss = (shared(np.float64(st.yty_total), name="yty") - 2 * pt.dot(beta_c, shared(st.Xty))
+           + pt.dot(beta_c, pt.dot(shared(st.XtX), beta_c)))
     # c_i = Z_i'y_i - Z_i'X_i beta, one vector over patients per random effect
-    c = [pt.as_tensor(st.Zty[:, k]) - pt.dot(pt.as_tensor(st.ZtX[:, k, :]), beta_c)
-         for k in range(q)]
+    c = [shared(np.ascontiguousarray(st.Zty[:, k])) -
+         pt.dot(shared(np.ascontiguousarray(st.ZtX[:, k, :])), beta_c) for k in range(q)]
+    ztz = [[shared(np.ascontiguousarray(st.ZtZ[:, i, j])) for j in range(q)] for i in range(q)]
     if q == 1:
         lam = Lam[0, 0]
-        a = 1 + lam**2 * st.ZtZ[:, 0, 0]
+        a = 1 + lam**2 * ztz[0][0]
         u = lam * c[0]
         logdet, quad = pt.log(a), u**2 / a
     elif q == 2:
         l00, l10, l11 = Lam[0, 0], Lam[1, 0], Lam[1, 1]
-        s00, s01, s11 = st.ZtZ[:, 0, 0], st.ZtZ[:, 0, 1], st.ZtZ[:, 1, 1]
+        s00, s01, s11 = ztz[0][0], ztz[0][1], ztz[1][1]
         m00, m01 = s00 * l00 + s01 * l10, s01 * l11  # S_i Λ
         m10, m11 = s01 * l00 + s11 * l10, s11 * l11
         a00 = 1 + l00 * m00 + l10 * m10  # A_i = I + Λ' S_i Λ
@@ -223,7 +240,7 @@ def collapsed_loglik(design: Design, beta_c, L, sigma):
     else:
         cc = pt.stack(c, axis=1)
         u = pt.dot(cc, Lam)
-        SL = pt.tensordot(pt.as_tensor(st.ZtZ), Lam, axes=[[2], [0]])
+        SL = pt.tensordot(shared(st.ZtZ), Lam, axes=[[2], [0]])
         A = pt.tensordot(SL, Lam, axes=[[1], [0]]).dimshuffle(0, 2, 1) + pt.eye(q)
         logdet, quad = _solve_quad(A, u, q)
     return -0.5 * (n_obs * np.log(2 * np.pi) + 2 * n_obs * pt.log(sigma) + pt.sum(logdet)
