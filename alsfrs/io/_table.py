@@ -22,7 +22,7 @@ import pandas as pd
 
 from alsfrs.errors import Problem, ValidationError
 
-__all__ = ["EXCLUSION_COLUMNS", "Table", "TableCheck", "load_frame"]
+__all__ = ["EXCLUSION_COLUMNS", "Table", "TableCheck", "begin", "load_frame"]
 
 Errors = Literal["raise", "exclude"]
 
@@ -416,6 +416,17 @@ class TableCheck:
             n_input_rows=len(self.frame),
             meta=dict(meta or {}),
         )
+
+
+def begin(source: Any, *, kind: str, columns: Mapping[str, str] | None,
+          name: str | None) -> tuple[pd.DataFrame, TableCheck]:
+    """Load a table, map its columns to canonical names and start checking it."""
+    frame, source_name, labels = load_frame(source, kind=kind, name=name)
+    original = {v: k for k, v in (columns or {}).items()}
+    frame = apply_mapping(frame, columns, source_name)
+    check = TableCheck(frame, kind=kind, source=source_name, labels=labels,
+                       original_names=original)
+    return frame, check
 
 
 def _num(x: float) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from alsfrs.io._table import Errors, Table, TableCheck, apply_mapping, load_frame
+from alsfrs.io._table import Errors, Table, begin
 
 __all__ = ["ATC_PATTERN", "normalise_atc", "read_dispensings"]
 
@@ -61,12 +61,7 @@ def read_dispensings(
         ``.data`` with ``patient_id``, the time column, ``atc`` (normalised) and
         optional ``ddd``/``amount``; ``.meta["time"]`` names the time column.
     """
-    frame, name, labels = load_frame(source, kind="dispensings", name=name)
-    original = {v: k for k, v in (columns or {}).items()}
-    frame = apply_mapping(frame, columns, name)
-    check = TableCheck(
-        frame, kind="dispensings", source=name, labels=labels, original_names=original
-    )
+    frame, check = begin(source, kind="dispensings", columns=columns, name=name)
     check.require_columns("patient_id", "atc")
     time = next((c for c in ("dispensing_date", "months_since_diagnosis") if c in frame), None)
     if time is None:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alsfrs.io._table import Errors, Table, TableCheck, apply_mapping, load_frame
+from alsfrs.io._table import Errors, Table, TableCheck, begin
 from alsfrs.timeaxis import DAYS_PER_MONTH
 
 __all__ = ["ONSET_SITES", "SEXES", "read_patients"]
@@ -77,10 +77,7 @@ def read_patients(
         ``.data`` has ``patient_id``, ``diagnostic_delay_months`` (always), the
         dates if given, and the covariates; ``.exclusions`` the rows not used.
     """
-    frame, name, labels = load_frame(source, kind="patients", name=name)
-    original = {v: k for k, v in (columns or {}).items()}
-    frame = apply_mapping(frame, columns, name)
-    check = TableCheck(frame, kind="patients", source=name, labels=labels, original_names=original)
+    frame, check = begin(source, kind="patients", columns=columns, name=name)
     check.require_columns("patient_id")
     if "onset_date" not in frame and "diagnostic_delay_months" not in frame:
         check.table_error(

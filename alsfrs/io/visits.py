@@ -35,7 +35,7 @@ from alsfrs.instrument import (
     MAX_TOTAL,
     ORIGINAL_ALSFRS_MARKERS,
 )
-from alsfrs.io._table import Errors, Table, TableCheck, apply_mapping, load_frame
+from alsfrs.io._table import Errors, Table, TableCheck, begin
 
 __all__ = ["TIME_COLUMNS", "TOTAL", "read_visits"]
 
@@ -86,10 +86,7 @@ def read_visits(
         bad row: scores out of range or not whole numbers, both forms of item 5,
         items and total that disagree, conflicting duplicate visits, bad times.
     """
-    frame, name, labels = load_frame(source, kind="visits", name=name)
-    original = {v: k for k, v in (columns or {}).items()}
-    frame = apply_mapping(frame, columns, name)
-    check = TableCheck(frame, kind="visits", source=name, labels=labels, original_names=original)
+    frame, check = begin(source, kind="visits", columns=columns, name=name)
 
     lower = {str(c).lower(): c for c in frame.columns}
     has_r = any(c in frame.columns for c in R_ITEMS)
