@@ -134,6 +134,15 @@ def _effects_text(eff: pd.DataFrame, truth: dict | None) -> pd.DataFrame:
 def cmd_demo(args: argparse.Namespace) -> int:
     import warnings
 
+    with warnings.catch_warnings():
+        # NumPy/ArviZ arithmetic notes (e.g. R-hat of a constant) are not for the user here
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _demo(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import warnings
+
     from alsfrs.bayes import SamplingWarning
     from alsfrs.report.html import write_report
     from alsfrs.report.tables import effect_sizes
