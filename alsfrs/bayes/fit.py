@@ -22,6 +22,7 @@ from alsfrs.bayes.posterior import (
 )
 from alsfrs.bayes.priors import resolve_priors
 from alsfrs.bayes.result import BayesResult
+from alsfrs.bayes.result import flat_draws as _flat
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.matrices import as_frame, build_model_matrices
 
@@ -176,11 +177,6 @@ def fit_bayes(
     for msg in result.diagnostic_messages():
         warnings.warn(msg, SamplingWarning, stacklevel=2)
     return result
-
-
-def _flat(arr: xr.DataArray) -> np.ndarray:
-    a = np.asarray(arr.values)
-    return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
 
 
 def _augment(idata, design: Design, family: str, parameterization: str, seed: int):

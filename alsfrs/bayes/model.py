@@ -58,6 +58,13 @@ class Design:
     def random_names(self) -> list[str]:
         return list(self.mm.random_names)
 
+    def center(self, beta: np.ndarray) -> np.ndarray:
+        """Coefficients for the centred design from original-scale ones (last axis = terms)."""
+        beta_c = np.array(beta, dtype=float, copy=True)
+        if self.has_intercept:
+            beta_c[..., 0] = beta[..., 0] + beta[..., 1:] @ self.xbar[1:]
+        return beta_c
+
     def uncenter(self, beta_c: np.ndarray) -> np.ndarray:
         """Coefficients on the original scale from centred ones (last axis = terms)."""
         beta = np.array(beta_c, dtype=float, copy=True)
@@ -78,23 +85,6 @@ def make_design(mm: ModelMatrices, time: str) -> Design:
         Xc = mm.X.copy()
     stats = group_statistics(mm.y, Xc, mm.Z, mm.group, mm.n_groups)
     return Design(mm=mm, Xc=Xc, xbar=xbar, has_intercept=has_int, stats=stats, time=time)
-
-
-def _dist(prior: Prior, *, shape=None):
-    p = prior.params
-    if prior.dist == "normal":
-        return pm.Normal.dist(mu=p[0], sigma=p[1], shape=shape)
-    if prior.dist == "student_t":
-        return pm.StudentT.dist(nu=p[0], mu=p[1], sigma=p[2], shape=shape)
-    if prior.dist == "halfnormal":
-        return pm.HalfNormal.dist(sigma=p[0], shape=shape)
-    if prior.dist == "halfstudent_t":
-        return pm.HalfStudentT.dist(nu=p[0], sigma=p[1], shape=shape)
-    if prior.dist == "exponential":
-        return pm.Exponential.dist(lam=p[0], shape=shape)
-    if prior.dist == "gamma":
-        return pm.Gamma.dist(alpha=p[0], beta=p[1], shape=shape)
-    raise AssertionError(prior.dist)  # pragma: no cover - validated in priors.py
 
 
 def _register(name: str, priors: list[Prior], dims: str | None = None):

@@ -21,18 +21,10 @@ __all__ = ["conditional_effects", "marginal_loglik", "pointwise_student_loglik",
 CHUNK = 200
 
 
-def _center(design: Design, beta: np.ndarray) -> np.ndarray:
-    """Centred coefficients from original-scale ones (last axis = terms)."""
-    beta_c = np.array(beta, dtype=float, copy=True)
-    if design.has_intercept:
-        beta_c[..., 0] = beta[..., 0] + beta[..., 1:] @ design.xbar[1:]
-    return beta_c
-
-
 def _pieces(design: Design, beta: np.ndarray, chol: np.ndarray, sigma: np.ndarray):
     """u_i, A_i and Λ for a chunk of draws: shapes (d, G, q), (d, G, q, q), (d, q, q)."""
     st = design.stats
-    beta_c = _center(design, beta)
+    beta_c = design.center(beta)
     lam = chol / sigma[:, None, None]
     c = st.Zty[None] - np.einsum("gqp,dp->dgq", st.ZtX, beta_c)
     u = np.einsum("dgj,djk->dgk", c, lam)
@@ -78,7 +70,7 @@ def marginal_loglik(design: Design, beta: np.ndarray, chol: np.ndarray,
         u, A, _ = _pieces(design, beta[s:e], chol[s:e], sigma[s:e])
         _, logdet = np.linalg.slogdet(A)
         quad = np.einsum("dgk,dgk->dg", u, np.linalg.solve(A, u[..., None])[..., 0])
-        r = ys[None, :] - _center(design, beta[s:e]) @ Xs.T
+        r = ys[None, :] - design.center(beta[s:e]) @ Xs.T
         rr = np.add.reduceat(r**2, starts, axis=1)
         sig2 = sigma[s:e, None] ** 2
         out[s:e] = -0.5 * (n_i * np.log(2 * np.pi * sig2) + logdet + (rr - quad) / sig2)
@@ -87,7 +79,7 @@ def marginal_loglik(design: Design, beta: np.ndarray, chol: np.ndarray,
 
 def _linear_predictor(design: Design, beta: np.ndarray, effects: np.ndarray) -> np.ndarray:
     mm = design.mm
-    fixed = _center(design, beta) @ design.Xc.T  # (d, N)
+    fixed = design.center(beta) @ design.Xc.T  # (d, N)
     return fixed + np.einsum("nq,dnq->dn", mm.Z, effects[:, mm.group, :])
 
 

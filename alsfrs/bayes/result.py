@@ -24,7 +24,8 @@ RHAT_MAX = 1.01
 ESS_MIN = 400
 
 
-def _flat(a: Any) -> np.ndarray:
+def flat_draws(a: Any) -> np.ndarray:
+    """Draws with chains stacked: (chain, draw, ...) -> (chain * draw, ...)."""
     a = np.asarray(a)
     return a.reshape(a.shape[0] * a.shape[1], *a.shape[2:])
 
@@ -82,7 +83,7 @@ class BayesResult:
 
     def draws(self, name: str) -> np.ndarray:
         """Posterior draws of a variable, chains stacked: shape (draws, ...)."""
-        return _flat(self.idata.posterior[name].values)
+        return flat_draws(self.idata.posterior[name].values)
 
     # -- the shared interface -----------------------------------------------------------
     @cached_property
@@ -125,7 +126,7 @@ class BayesResult:
     @cached_property
     def random_effects_se(self) -> pd.DataFrame:
         """Posterior SD of each patient's random effects."""
-        e = _flat(self.idata.posterior["patient_effects"].values)
+        e = flat_draws(self.idata.posterior["patient_effects"].values)
         return pd.DataFrame(e.std(axis=0, ddof=1), index=self.design.mm.group_labels,
                             columns=self.design.random_names)
 
@@ -136,8 +137,10 @@ class BayesResult:
         out = pd.DataFrame(np.broadcast_to(fe.to_numpy(), (self.ngroups, len(fe))).copy(),
                            index=self.design.mm.group_labels, columns=list(fe.index))
         for name in self.design.random_names:
-            out[name] = out[name] + self.random_effects[name] if name in out else \
-                self.random_effects[name]
+            if name in out:
+                out[name] = out[name] + self.random_effects[name]
+            else:
+                out[name] = self.random_effects[name]
         return out
 
     @property

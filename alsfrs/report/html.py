@@ -98,7 +98,7 @@ def _versions() -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["package", "version"])
 
 
-def _figures(named: dict[str, Any], cohort: Any, truth: dict | None) -> tuple[str | None, list]:
+def _figures(named: dict[str, Any], truth: dict | None) -> tuple[str | None, list]:
     from alsfrs.report import plots
 
     figs: list[dict[str, str]] = []
@@ -182,7 +182,7 @@ def render_report(results: Any, *, cohort: Any = None, title: str = "alsfrs repo
                            "hazard ratio (death or IMV)": truth["exposure_hazard_ratios"]})
         tt.index = [tables._name(e) for e in tt.index]
         truth_table = _table(tt)
-    forest, figs = _figures(named, cohort, truth["exposure_slope_effects"] if truth else None) \
+    forest, figs = _figures(named, truth["exposure_slope_effects"] if truth else None) \
         if figures else (None, [])
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              autoescape=True, undefined=jinja2.StrictUndefined)
