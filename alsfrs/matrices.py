@@ -24,6 +24,7 @@ sorted levels. Missing values are not dropped silently: they are an error.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -36,6 +37,7 @@ from alsfrs.errors import Problem, ValidationError
 from alsfrs.formula import MixedFormula, parse_formula, r_column_name
 
 __all__ = [
+    "DesignPlan",
     "GroupStatistics",
     "ModelMatrices",
     "as_frame",
@@ -45,6 +47,78 @@ __all__ = [
 
 #: Relative tolerance for declaring a fixed-effects column aliased (as R's lm).
 RANK_TOLERANCE = 1e-7
+#: A text column is read as a numeric column with bad cells (an error naming them), not as a
+#: factor, when at least this share of its non-missing values parse as numbers.
+NUMERIC_TEXT_SHARE = 0.8
+
+
+def non_numeric_cells(col: pd.Series, column: str, group: pd.Series | None = None,
+                      context_rows: int = 5) -> list[Problem]:
+    """Problems for cells of a (meant to be) numeric column that are not numbers.
+
+    Parameters
+    ----------
+    col : Series
+        The column as given.
+    column : str
+        Its name.
+    group : Series, optional
+        The grouping column (patients), to name the patients.
+
+    Returns
+    -------
+    list of Problem
+        One problem per offending row (at most ``context_rows``, then one
+        summarising the rest); empty when every non-missing cell is a number.
+    """
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        return []
+    parsed = pd.to_numeric(col.astype(object).where(col.notna(), np.nan), errors="coerce")
+    bad = (parsed.isna() & col.notna()).to_numpy()
+    if not bad.any():
+        return []
+    idx = np.flatnonzero(bad)
+    problems = []
+    for j in idx[:context_rows]:
+        pat = None if group is None else group.iloc[j]
+        problems.append(
+            Problem(
+                rule="non_numeric_value",
+                message=(
+                    f"{col.iloc[j]!r} in the numeric column {column!r} is not a number; "
+                    "correct or remove it"
+                ),
+                row=col.index[j],
+                patient=pat,
+                column=column,
+            )
+        )
+    if idx.size > context_rows:
+        values = pd.unique(col.iloc[idx[context_rows:]].astype(str))
+        shown = ", ".join(repr(v) for v in values[:5])
+        problems.append(
+            Problem(
+                rule="non_numeric_value",
+                message=(
+                    f"{idx.size - context_rows} more row(s) of the numeric column {column!r} "
+                    f"are not numbers (values {shown}{' ...' if len(values) > 5 else ''})"
+                ),
+                column=column,
+            )
+        )
+    return problems
+
+
+def _looks_numeric(col: pd.Series) -> bool:
+    """A text column whose values are mostly numbers, with some that are not."""
+    if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(col.dtype):
+        return False
+    present = col[col.notna()]
+    if present.empty:
+        return False
+    parsed = pd.to_numeric(present.astype(object), errors="coerce")
+    share = float(parsed.notna().mean())
+    return NUMERIC_TEXT_SHARE <= share < 1.0
 
 
 def as_frame(data: Any) -> pd.DataFrame:
@@ -290,7 +364,13 @@ class ModelMatrices:
                     continue
                 out[v] = pd.Categorical(values, categories=lv)
             else:
-                out[v] = pd.to_numeric(col, errors="coerce").astype(float)
+                bad = non_numeric_cells(
+                    col, v, frame[self.grouping] if self.grouping in frame.columns else None
+                )
+                if bad:
+                    problems.extend(bad)
+                    continue
+                out[v] = pd.to_numeric(col).astype(float)
         if problems:
             raise ValidationError(problems, context="new data")
         if self.grouping in frame.columns:
@@ -474,6 +554,8 @@ def build_model_matrices(formula: str | MixedFormula, data: Any) -> ModelMatrice
         raise ValidationError(problems, context="the model data")
 
     ycol = frame[response]
+    if _is_categorical_like(ycol) and _looks_numeric(ycol):
+        raise ValidationError(non_numeric_cells(ycol, response, gcol), context="the model data")
     if _is_categorical_like(ycol) or not pd.api.types.is_numeric_dtype(ycol):
         raise ValidationError(
             [
@@ -485,6 +567,16 @@ def build_model_matrices(formula: str | MixedFormula, data: Any) -> ModelMatrice
             ],
             context="the model data",
         )
+
+    # a text column that is mostly numbers is a numeric column with bad cells, not a factor
+    for v in variables:
+        if v in (grouping, response):
+            continue
+        col = frame[v]
+        if _is_categorical_like(col) and _looks_numeric(col):
+            problems.extend(non_numeric_cells(col, v, gcol))
+    if problems:
+        raise ValidationError(problems, context="the model data")
 
     # factor coding
     work = pd.DataFrame(index=pd.RangeIndex(len(frame)))
@@ -703,3 +795,162 @@ def _check_rank(X: np.ndarray, names: Sequence[str]) -> None:
 def column_levels(matrices: ModelMatrices) -> Mapping[str, list]:
     """Factor levels used for each categorical variable (first = reference)."""
     return dict(matrices.levels)
+
+
+# ------------------------------------------------------------------------------
+# design plans: rebuilding the matrices of new data without formulaic
+# ------------------------------------------------------------------------------
+_LEVEL = re.compile(r"^(?P<var>[^\[\]]+)\[(?:T\.)?(?P<level>.*)\]$")
+
+
+def _column_recipe(
+    name: str, numeric: set[str], levels: Mapping[str, list]
+) -> list[tuple] | None:
+    """How formulaic made one column: a product of parts, or None if not understood.
+
+    Parts are ``("num", var)`` or ``("level", var, position of the level)``;
+    the intercept is the empty product.
+    """
+    if name == "Intercept":
+        return []
+    parts: list[tuple] = []
+    for part in name.split(":"):
+        if part in numeric:
+            parts.append(("num", part))
+            continue
+        match = _LEVEL.match(part)
+        if match is None or match["var"] not in levels:
+            return None
+        names = [str(x) for x in levels[match["var"]]]
+        if names.count(match["level"]) != 1:
+            return None
+        parts.append(("level", match["var"], names.index(match["level"])))
+    return parts
+
+
+@dataclass(frozen=True, eq=False)
+class DesignPlan:
+    """Rebuilds :class:`ModelMatrices` for new data of one formula in NumPy.
+
+    Made by :meth:`from_matrices` from a first build (and checked to reproduce
+    its X and Z exactly); :meth:`build` applies it to new data of the same
+    form and returns ``None`` when the data differ in a way the plan does not
+    cover (other factor levels, non-numeric values, missing values, constant
+    covariates...), so that the caller takes the full path and its checks.
+    """
+
+    template: ModelMatrices
+    numeric: tuple[str, ...]
+    factors: dict[str, list]
+    x_recipes: tuple[list[tuple], ...]
+    z_recipes: tuple[list[tuple], ...]
+
+    @classmethod
+    def from_matrices(cls, mm: ModelMatrices, frame: pd.DataFrame) -> DesignPlan | None:
+        """A plan reproducing ``mm`` from ``frame``, or None if the formula uses more
+        than numeric columns, factors and their products (e.g. ``I(x^2)``)."""
+        if mm._fixed_spec is None:
+            return None
+        numeric = {v for v in mm.variables if v not in mm.levels and v != mm.grouping}
+        x_names = list(mm._fixed_spec.column_names)
+        z_names = [c for spec in mm._random_specs for c in spec.column_names]
+        x_rec = [_column_recipe(c, numeric, mm.levels) for c in x_names]
+        z_rec = [_column_recipe(c, numeric, mm.levels) for c in z_names]
+        if any(r is None for r in x_rec + z_rec):
+            return None
+        plan = cls(
+            template=mm,
+            numeric=tuple(v for v in mm.variables if v in numeric),
+            factors=dict(mm.levels),
+            x_recipes=tuple(x_rec),  # type: ignore[arg-type]
+            z_recipes=tuple(z_rec),  # type: ignore[arg-type]
+        )
+        try:
+            again = plan.build(frame)
+        except ValidationError:
+            return None
+        if again is None or not (
+            np.array_equal(again.X, mm.X)
+            and np.array_equal(again.Z, mm.Z)
+            and np.array_equal(again.y, mm.y)
+            and np.array_equal(again.group, mm.group)
+        ):
+            return None
+        return plan
+
+    @staticmethod
+    def _columns(recipes: Sequence[list[tuple]], num: dict[str, np.ndarray],
+                 codes: dict[str, np.ndarray], n: int) -> np.ndarray:
+        out = np.empty((n, len(recipes)))
+        for j, recipe in enumerate(recipes):
+            col = np.ones(n)
+            for part in recipe:
+                if part[0] == "num":
+                    col = col * num[part[1]]
+                else:
+                    col = col * (codes[part[1]] == part[2])
+            out[:, j] = col
+        return out
+
+    def build(self, frame: pd.DataFrame) -> ModelMatrices | None:
+        """Model matrices of ``frame`` by the plan, or None to take the full path.
+
+        Raises
+        ------
+        alsfrs.errors.ValidationError
+            A rank-deficient fixed-effects design (as the full path).
+        """
+        mm = self.template
+        cols = frame.columns
+        if any(v not in cols for v in mm.variables) or len(frame) == 0:
+            return None
+        n = len(frame)
+        num: dict[str, np.ndarray] = {}
+        for v in self.numeric:
+            col = frame[v]
+            if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(
+                col.dtype
+            ):
+                return None
+            values = col.to_numpy(dtype=float)
+            if not np.isfinite(values).all():
+                return None
+            if v != mm.response and values.size and np.all(values == values[0]):
+                return None
+            num[v] = values
+        codes: dict[str, np.ndarray] = {}
+        for v, lv in self.factors.items():
+            col = frame[v]
+            if not _is_categorical_like(col) or col.isna().any():
+                return None
+            fac = _factor(col)
+            if list(fac.categories) != lv:
+                return None
+            codes[v] = np.asarray(fac.codes)
+        gcol = frame[mm.grouping]
+        if gcol.isna().any():
+            return None
+        gfac = _factor(gcol.reset_index(drop=True))
+        group = np.asarray(gfac.codes, dtype=np.intp)
+        group_labels = pd.Index(gfac.categories, name=mm.grouping)
+        X = self._columns(self.x_recipes, num, codes, n)
+        Z = self._columns(self.z_recipes, num, codes, n)
+        if n <= len(group_labels) * Z.shape[1]:
+            return None
+        _check_rank(X, mm.fixed_names)
+        return ModelMatrices(
+            formula=mm.formula,
+            y=num[mm.response],
+            X=X,
+            Z=Z,
+            group=group,
+            group_labels=group_labels,
+            fixed_names=mm.fixed_names,
+            random_names=mm.random_names,
+            blocks=mm.blocks,
+            block_names=mm.block_names,
+            levels=dict(mm.levels),
+            variables=mm.variables,
+            _fixed_spec=mm._fixed_spec,
+            _random_specs=mm._random_specs,
+        )
