@@ -50,6 +50,7 @@ from alsfrs.matrices import GroupStatistics
 
 __all__ = [
     "LOG_2PI",
+    "MarginalKernel",
     "ProfiledGaussian",
     "block_structure",
     "factor",
@@ -524,3 +525,103 @@ def marginal_loglik_grad(
     D = Lam @ Lam.T
     g_sigma = -n / sigma + Q / (s2 * sigma) - 2.0 * float(np.sum(Gamma * D)) / sigma
     return loglik, g_beta, g_L, g_sigma
+
+
+class MarginalKernel:
+    """:func:`marginal_loglik_grad` with the statistics laid out once for speed.
+
+    NUTS calls the collapsed likelihood tens of thousands of times per fit; for
+    one or two random effects per patient every per-patient quantity is kept
+    as a contiguous vector over patients and the algebra is written out
+    elementwise (as in :func:`factor`), otherwise the general stacked form is used.
+
+    Parameters
+    ----------
+    stats : GroupStatistics
+    """
+
+    def __init__(self, stats: GroupStatistics) -> None:
+        self.stats = stats
+        m, q, p = stats.ZtX.shape
+        self.q = q
+        self.n = int(stats.n_obs)
+        self.XtX = np.ascontiguousarray(stats.XtX)
+        self.Xty = np.ascontiguousarray(stats.Xty)
+        self.yty = float(stats.yty_total)
+        self.g = {(a, b): np.ascontiguousarray(stats.ZtZ[:, a, b])
+                  for a in range(q) for b in range(q)}
+        self.ZtX = [np.ascontiguousarray(stats.ZtX[:, a, :]) for a in range(q)]
+        self.Zty = [np.ascontiguousarray(stats.Zty[:, a]) for a in range(q)]
+        self.sum_g = stats.ZtZ.sum(axis=0)
+
+    def __call__(self, beta: np.ndarray, L: np.ndarray, sigma: float
+                 ) -> tuple[float, np.ndarray, np.ndarray, float]:
+        """Log-likelihood and gradient (see :func:`marginal_loglik_grad`)."""
+        if self.q > 2:
+            return marginal_loglik_grad(self.stats, beta, L, sigma)
+        sigma = float(sigma)
+        s2 = sigma * sigma
+        XtXb = self.XtX @ beta
+        rss = self.yty - 2.0 * float(beta @ self.Xty) + float(beta @ XtXb)
+        c0 = self.Zty[0] - self.ZtX[0] @ beta
+        if self.q == 1:
+            lam = L[0, 0] / sigma
+            g00 = self.g[0, 0]
+            a = 1.0 + lam * lam * g00
+            k00 = lam * lam / a
+            Kc0 = k00 * c0
+            quad = float(c0 @ Kc0)
+            logdet = float(np.log(a).sum())
+            g_beta_re = self.ZtX[0].T @ Kc0
+            gk00 = g00 * k00
+            Msum = np.array([[self.sum_g[0, 0] - float(gk00 @ g00)]])
+            s0 = c0 - gk00 * c0
+            S = np.array([[float(s0 @ s0)]])
+        else:
+            c1 = self.Zty[1] - self.ZtX[1] @ beta
+            l00, l10, l11 = L[0, 0] / sigma, L[1, 0] / sigma, L[1, 1] / sigma
+            l01 = L[0, 1] / sigma
+            g00, g01, g11 = self.g[0, 0], self.g[0, 1], self.g[1, 1]
+            s00 = g00 * l00 + g01 * l10
+            s01 = g00 * l01 + g01 * l11
+            s10 = g01 * l00 + g11 * l10
+            s11 = g01 * l01 + g11 * l11
+            a00 = 1.0 + l00 * s00 + l10 * s10
+            a01 = l00 * s01 + l10 * s11
+            a11 = 1.0 + l01 * s01 + l11 * s11
+            det = a00 * a11 - a01 * a01
+            inv = 1.0 / det
+            i00, i01, i11 = a11 * inv, -a01 * inv, a00 * inv
+            t00 = l00 * i00 + l01 * i01
+            t01 = l00 * i01 + l01 * i11
+            t10 = l10 * i00 + l11 * i01
+            t11 = l10 * i01 + l11 * i11
+            k00 = t00 * l00 + t01 * l01
+            k01 = t00 * l10 + t01 * l11
+            k11 = t10 * l10 + t11 * l11
+            Kc0 = k00 * c0 + k01 * c1
+            Kc1 = k01 * c0 + k11 * c1
+            quad = float(c0 @ Kc0 + c1 @ Kc1)
+            logdet = float(np.log(det).sum())
+            g_beta_re = self.ZtX[0].T @ Kc0 + self.ZtX[1].T @ Kc1
+            gk00 = g00 * k00 + g01 * k01
+            gk01 = g00 * k01 + g01 * k11
+            gk10 = g01 * k00 + g11 * k01
+            gk11 = g01 * k01 + g11 * k11
+            m00 = self.sum_g[0, 0] - float(gk00 @ g00 + gk01 @ g01)
+            m01 = self.sum_g[0, 1] - float(gk00 @ g01 + gk01 @ g11)
+            m11 = self.sum_g[1, 1] - float(gk10 @ g01 + gk11 @ g11)
+            Msum = np.array([[m00, m01], [m01, m11]])
+            s0 = c0 - (gk00 * c0 + gk01 * c1)
+            s1 = c1 - (gk10 * c0 + gk11 * c1)
+            x01 = float(s0 @ s1)
+            S = np.array([[float(s0 @ s0), x01], [x01, float(s1 @ s1)]])
+        Q = rss - quad
+        n = self.n
+        loglik = -0.5 * (n * (LOG_2PI + math.log(s2)) + logdet + Q / s2)
+        g_beta = (self.Xty - XtXb - g_beta_re) / s2
+        Gamma = -0.5 * (Msum - S / s2)
+        g_L = 2.0 * (Gamma @ L) / s2
+        D = (L @ L.T) / s2
+        g_sigma = -n / sigma + Q / (s2 * sigma) - 2.0 * float(np.sum(Gamma * D)) / sigma
+        return loglik, g_beta, g_L, g_sigma

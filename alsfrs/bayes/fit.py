@@ -25,6 +25,7 @@ from alsfrs.bayes.result import BayesResult
 from alsfrs.bayes.result import flat_draws as _flat
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.matrices import as_frame, build_model_matrices
+from alsfrs.threads import sampling_threads
 
 __all__ = ["SamplingWarning", "compare", "fit_bayes", "prior_predictive"]
 
@@ -122,8 +123,8 @@ def fit_bayes(
     target_accept
         NUTS target acceptance rate.
     cores
-        Chains run in parallel (default: min(chains, CPUs)); PyMC keeps BLAS
-        at one thread per chain.
+        Chains run in parallel (default: min(chains, CPUs)). alsfrs keeps BLAS
+        at one thread in every chain (no environment variable needed).
     progressbar
         Show sampling progress.
     time
@@ -149,10 +150,20 @@ def fit_bayes(
     model = build_model(design, pri, family=family, parameterization=parameterization)
     cores = min(chains, os.cpu_count() or 1) if cores is None else cores
     t0 = _time.perf_counter()
-    with model, warnings.catch_warnings():
+    with model, warnings.catch_warnings(), sampling_threads(1):
+        # BLAS at one thread while sampling, in this process and in every chain: PyMC's
+        # chains on Linux are forked from here and inherit the limit (PyMC applies no
+        # limit to forked chains; spawned/forkserver chains get PyMC's own blas_cores
+        # limit, one thread each, and the environment variables); libraries loaded while
+        # compiling read the variables; nutpie's chains are threads of this process. The
+        # matrices are tiny: more threads only oversubscribe the cores.
         warnings.filterwarnings("ignore", message=".*[Tt]he effective sample size.*")
         warnings.filterwarnings("ignore", message=".*[Rr]hat.*")
         warnings.filterwarnings("ignore", message=".*divergen.*")
+        # the dense mass-matrix adaptation works as documented; PyMC's notice that it
+        # is "experimental" is the one warning silenced here
+        warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental",
+                                category=UserWarning)
         kwargs: dict[str, Any] = dict(draws=draws, tune=tune, chains=chains, cores=cores,
                                       random_seed=seed, progressbar=progressbar,
                                       compute_convergence_checks=False,
