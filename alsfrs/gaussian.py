@@ -238,6 +238,58 @@ class ProfiledGaussian:
         """lme4's default start: Λ = I."""
         return self.is_diag.astype(float)
 
+    def moment_start(self) -> np.ndarray:
+        """A data-based start: θ from method-of-moments estimates of D and σ².
+
+        Per-patient least-squares coefficients ``b̂ᵢ = Gᵢ⁻¹Zᵢᵀeᵢ`` of the OLS
+        residuals (patients whose ``Gᵢ`` is well conditioned) have covariance
+        ``σ²D + σ² E[Gᵢ⁻¹]``; σ² comes from the within-patient residuals. The
+        estimate is projected to positive semi-definite (eigenvalues floored at a
+        small share of the largest), restricted to the formula's blocks, and
+        factored. Falls back to :meth:`start` when too few patients qualify, and
+        for more than two random effects per patient (badly scaled columns such
+        as ``I(months^2)`` make the per-patient fits unreliable).
+        """
+        q = self.q
+        if q > 2:
+            return self.start()
+        G = self.G
+        try:
+            beta = np.linalg.solve(self.XtX, self.Xty)
+        except np.linalg.LinAlgError:
+            return self.start()
+        c = self.Zty - self.ZtX @ beta
+        ee = self.yty - 2.0 * float(beta @ self.Xty) + float(beta @ self.XtX @ beta)
+        scale = np.einsum("ijj->ij", G).max(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            det = np.linalg.det(G)
+            ok = det > 1e-8 * np.maximum(scale, 1e-300) ** q
+        if ok.sum() < max(3, 2 * q):
+            return self.start()
+        Ginv = np.linalg.inv(G[ok])
+        b = (Ginv @ c[ok][:, :, None])[:, :, 0]
+        within = ee - float(np.einsum("ia,ia->", c[ok], b))
+        dof = self.n - int(ok.sum()) * q - self.p
+        if dof <= 0 or within <= 0:
+            return self.start()
+        sigma2 = within / dof
+        D = (np.cov(b, rowvar=False).reshape(q, q) - sigma2 * Ginv.mean(axis=0)) / sigma2
+        mask = np.zeros((q, q), dtype=bool)
+        mask[self.rows, self.cols] = True
+        mask |= mask.T
+        D = np.where(mask, 0.5 * (D + D.T), 0.0)
+        w, V = np.linalg.eigh(D)
+        if not np.all(np.isfinite(w)) or w.max() <= 0:
+            return self.start()
+        w = np.maximum(w, 1e-4 * w.max())
+        D = np.where(mask, (V * w) @ V.T, 0.0)
+        try:
+            Lam = np.linalg.cholesky(D)
+        except np.linalg.LinAlgError:
+            return self.start()
+        theta = Lam[self.rows, self.cols]
+        return theta if np.all(np.isfinite(theta)) else self.start()
+
     def Lambda(self, theta: np.ndarray) -> np.ndarray:
         """Λ from θ."""
         Lam = np.zeros((self.q, self.q))

@@ -14,7 +14,8 @@ patients (the kernel :mod:`alsfrs.gaussian`, shared with the collapsed
 Bayesian model), so its cost is ``O(m q³ + m q² p + p³)`` whatever the number
 of visits.
 
-The optimiser is Newton's method on θ with the analytic gradient and Hessian
+The optimiser is Newton's method on θ, from a method-of-moments start, with the
+analytic gradient and Hessian
 of the profiled deviance, a backtracking line search, bounds (diagonal θ ≥ 0)
 handled by an active set, and a check off the boundary for singular fits.
 Convergence is judged by the Newton decrement ``gᵀH⁻¹g`` (the predicted
@@ -290,7 +291,7 @@ def _optimise(
     prof: ProfiledGaussian, start: np.ndarray | None
 ) -> tuple[np.ndarray, OptimizationRecord]:
     t0 = time.perf_counter()
-    x0 = prof.start() if start is None else np.asarray(start, dtype=float)
+    x0 = prof.moment_start() if start is None else np.asarray(start, dtype=float)
     if x0.shape != (prof.n_theta,):
         raise ValidationError(
             [Problem(rule="invalid_start", message=f"start must have {prof.n_theta} values")]
@@ -298,6 +299,13 @@ def _optimise(
     n_before = prof.n_evaluations
     names = ["Newton (analytic Hessian)"]
     st, iters, message = _newton(prof, x0)
+    if start is None and (st is None or st.decrement > NEWTON_DECREMENT_TOLERANCE):
+        # the moment start did not lead to a converged optimum: lme4's identity start
+        x1 = prof.start()
+        st1, it1, msg1 = _newton(prof, x1)
+        iters += it1
+        if st1 is not None and (st is None or st1.ev.objective <= st.ev.objective):
+            st, message, x0 = st1, f"{msg1} (from the identity start)", x1
     if st is None:
         raise ConvergenceError(f"the deviance is not finite at the start θ = {x0}")
     # A diagonal θ at ~0 can be a false optimum (the deviance is even in the last diagonal
@@ -692,7 +700,10 @@ def fit_lmm(
         Restricted maximum likelihood (default) or maximum likelihood (needed
         for likelihood-ratio tests of fixed effects, see :func:`lrt`).
     start : sequence of float, optional
-        Starting θ (default: lme4's identity start).
+        Starting θ (default: method-of-moments estimates from per-patient
+        least squares for one or two random effects per patient, else lme4's
+        identity start; the identity start is tried too when the first does
+        not converge).
 
     Returns
     -------
