@@ -594,7 +594,7 @@ class MarginalKernel:
 
     def __init__(self, stats: GroupStatistics) -> None:
         self.stats = stats
-        m, q, p = stats.ZtX.shape
+        q = stats.ZtX.shape[1]
         self.q = q
         self.n = int(stats.n_obs)
         self.XtX = np.ascontiguousarray(stats.XtX)

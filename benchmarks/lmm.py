@@ -92,7 +92,9 @@ g1 <- gc()
 # "max used" in Mb: Ncells + Vcells (column 6 of gc()), minus what was in use before
 peak <- sum(g1[, 6]) - sum(g0[, 2])
 fe <- fixef(fit)
-cat(sprintf('{"time": %.6f, "reml": %.10f, "peak_mb": %.3f, "names": [%s], "fixef": [%s], "version": "%s", "r": "%s"}\n',
+fmt <- paste0('{"time": %.6f, "reml": %.10f, "peak_mb": %.3f, "names": [%s], ',
+              '"fixef": [%s], "version": "%s", "r": "%s"}\n')
+cat(sprintf(fmt,
   min(times), REMLcrit(fit), peak,
   paste0('"', names(fe), '"', collapse = ","), paste(sprintf("%.12g", fe), collapse = ","),
   as.character(packageVersion("lme4")), R.version.string))
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         t_df, _ = best_of(lambda data=data: fit_lmm(FORMULA, data).fixed_effects, args.repeats)
         fitter = LmmFitter(FORMULA)
         fitter.fit(data)
-        t_refit, refit = best_of(lambda other=other: fitter.fit(other), args.repeats)
+        t_refit, refit = best_of(lambda f=fitter, other=other: f.fit(other), args.repeats)
         check = fit_lmm(FORMULA, other)
         assert np.allclose(refit.fixef, check.fixef, rtol=0, atol=1e-10)
         peak = peak_memory_alsfrs(data)
