@@ -470,9 +470,9 @@ class LmmResult:
     matrices: ModelMatrices
     fixed_effects: pd.DataFrame = _LazyField()  # type: ignore[assignment]
     variance_components: pd.DataFrame
-    random_effects: pd.DataFrame
-    random_effects_se: pd.DataFrame
-    coef: pd.DataFrame
+    random_effects: pd.DataFrame = _LazyField()  # type: ignore[assignment]
+    random_effects_se: pd.DataFrame = _LazyField()  # type: ignore[assignment]
+    coef: pd.DataFrame = _LazyField()  # type: ignore[assignment]
     vcov: pd.DataFrame
     sigma: float
     theta: np.ndarray
@@ -860,26 +860,35 @@ def _fit_matrices(matrices: ModelMatrices, frame: pd.DataFrame, reml: bool,
         }
     )
 
-    # conditional modes and variances
-    st = matrices.statistics
-    Zte = st.Zty - st.ZtX @ beta
-    b = (ev.K @ Zte[:, :, None])[:, :, 0]
-    cond_sd = np.sqrt(np.maximum(sigma2 * np.diagonal(ev.K, axis1=1, axis2=2), 0.0))
+    # conditional modes and variances (built when first read)
     gindex = matrices.group_labels
-    ranef = pd.DataFrame(b, index=gindex, columns=list(rnames))
-    ranef_se = pd.DataFrame(cond_sd, index=gindex, columns=list(rnames))
-    coef_values = np.broadcast_to(beta, (len(gindex), p)).copy()
-    coef_names = list(names)
-    extra = []
-    for k, nm in enumerate(rnames):
-        if nm in names:
-            coef_values[:, names.index(nm)] += b[:, k]
-        else:
-            extra.append(k)
-            coef_names.append(nm)
-    if extra:
-        coef_values = np.hstack([coef_values, b[:, extra]])
-    coef = pd.DataFrame(coef_values, index=gindex, columns=coef_names)
+
+    def modes() -> np.ndarray:
+        st = matrices.statistics
+        Zte = st.Zty - st.ZtX @ beta
+        return (ev.K @ Zte[:, :, None])[:, :, 0]
+
+    def ranef() -> pd.DataFrame:
+        return pd.DataFrame(modes(), index=gindex, columns=list(rnames))
+
+    def ranef_se() -> pd.DataFrame:
+        cond_sd = np.sqrt(np.maximum(sigma2 * np.diagonal(ev.K, axis1=1, axis2=2), 0.0))
+        return pd.DataFrame(cond_sd, index=gindex, columns=list(rnames))
+
+    def coef() -> pd.DataFrame:
+        b = modes()
+        values = np.broadcast_to(beta, (len(gindex), p)).copy()
+        coef_names = list(names)
+        extra = []
+        for k, nm in enumerate(rnames):
+            if nm in names:
+                values[:, names.index(nm)] += b[:, k]
+            else:
+                extra.append(k)
+                coef_names.append(nm)
+        if extra:
+            values = np.hstack([values, b[:, extra]])
+        return pd.DataFrame(values, index=gindex, columns=coef_names)
 
     n_par = p + prof.n_theta + 1
     objective = ev.objective
@@ -912,9 +921,9 @@ def _fit_matrices(matrices: ModelMatrices, frame: pd.DataFrame, reml: bool,
         matrices=matrices,
         fixed_effects=_Deferred(lambda: _fixed_effects_table(names, beta, vcov, sat)),
         variance_components=variance_components,
-        random_effects=ranef,
-        random_effects_se=ranef_se,
-        coef=coef,
+        random_effects=_Deferred(ranef),
+        random_effects_se=_Deferred(ranef_se),
+        coef=_Deferred(coef),
         vcov=pd.DataFrame(vcov, index=names, columns=names),
         sigma=sigma,
         theta=theta.copy(),

@@ -229,3 +229,17 @@ def test_collapsed_op_gradient_equals_the_pytensor_graph_gradient(small_cohort, 
     for a, g in zip(out["op"], out["graph"], strict=True):
         np.testing.assert_allclose(np.tril(a) if np.ndim(a) == 2 else a,
                                    np.tril(g) if np.ndim(g) == 2 else g, rtol=1e-6, atol=1e-8)
+
+
+def test_fit_bayes_prints_no_numpy_or_experimental_notices(small_cohort):
+    """Issue 8, fault 11: no QuadPotentialFullAdapt notice, no 'invalid value' notes
+    (this seed and length reproduce warm-up proposals that overflow)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", SamplingWarning)
+        fit_bayes(FORMULA, small_cohort, chains=1, draws=60, tune=60, seed=11,
+                  progressbar=False)
+    shown = [f"{w.category.__name__}: {w.message}" for w in caught
+             if issubclass(w.category, RuntimeWarning)
+             or "experimental" in str(w.message)]
+    assert shown == []
