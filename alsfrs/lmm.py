@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 import warnings
@@ -856,19 +857,34 @@ def fit_lmm(
     See Also
     --------
     LmmFitter : the same fit, repeated on many data sets of one formula (faster).
+
+    Notes
+    -----
+    ``fit_lmm`` keeps an :class:`LmmFitter` for each of the 16 most recent
+    formulas, so calling it in a loop with one formula is as fast as
+    ``LmmFitter(formula).fit``.
     """
-    return LmmFitter(formula, reml=reml).fit(data, start=start, time=time)
+    return _fitter(formula, bool(reml)).fit(data, start=start, time=time)
+
+
+@functools.lru_cache(maxsize=16)
+def _fitter(formula: str, reml: bool) -> LmmFitter:
+    """One :class:`LmmFitter` per recent formula, so that repeated ``fit_lmm`` calls
+    with one formula (bootstraps, simulations) reuse its parsed formula and design plan.
+    The plan is checked on every data set (anything it does not cover takes the full
+    path), so the numbers never depend on what was fitted before."""
+    return LmmFitter(formula, reml=reml)
 
 
 class LmmFitter:
     """Fit one formula to many data sets (trial simulations, bootstraps).
 
     The formula is parsed once; the first data set builds the design matrices
-    through formulaic (with every check of :func:`fit_lmm`) and records a
-    *design plan*: how each column of X and Z is made from the data's columns
-    (intercept, numeric columns, treatment-coded factor levels and their
-    products). Later data sets with the same columns, factor levels and types
-    are turned into matrices by that plan in NumPy (no formula machinery),
+    through formulaic (with every check of :func:`fit_lmm`); from the second on,
+    a *design plan* made from the first is used: how each column of X and Z is
+    made from the data's columns (intercept, numeric columns, treatment-coded
+    factor levels and their products). Later data sets with the same columns,
+    factor levels and types are turned into matrices by that plan in NumPy (no formula machinery),
     with the same checks for missing values, constant covariates and rank;
     anything the plan cannot reproduce exactly goes through the full path.
     Satterthwaite df are computed only when ``fixed_effects`` is read.
@@ -889,18 +905,23 @@ class LmmFitter:
         self.reml = bool(reml)
         self._plan: DesignPlan | None = None
         self._plan_tried = False
+        self._first: tuple[ModelMatrices, pd.DataFrame] | None = None
 
     def matrices(self, data: Any) -> ModelMatrices:
         """Model matrices of ``data`` (by the design plan when it applies)."""
         frame = as_frame(data)
+        if not self._plan_tried and self._first is not None:
+            # second data set: make the plan from the first (a one-off fit never pays it)
+            self._plan_tried = True
+            self._plan = DesignPlan.from_matrices(*self._first)
+            self._first = None
         if self._plan is not None:
             mm = self._plan.build(frame)
             if mm is not None:
                 return mm
         mm = build_model_matrices(self.formula, frame)
-        if not self._plan_tried:
-            self._plan_tried = True
-            self._plan = DesignPlan.from_matrices(mm, frame)
+        if not self._plan_tried and self._first is None:
+            self._first = (mm, frame)
         return mm
 
     def fit(self, data: Any, *, start: Sequence[float] | None = None,
@@ -925,6 +946,13 @@ def _single_threaded_blas() -> Iterator[None]:
 
     with blas_threads(1):
         yield
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
+    """The versions a result records, read once per process: reading package
+    metadata costs tens of milliseconds, more than a small fit."""
+    return versions()
 
 
 def _fixed_effects_table(names: list[str], beta: np.ndarray, vcov: np.ndarray,
@@ -1048,6 +1076,7 @@ def _fit_matrices(matrices: ModelMatrices, frame: pd.DataFrame, reml: bool,
         notes.append(msg)
         warnings.warn(msg, ConvergenceWarning, stacklevel=4)
     result = LmmResult(
+        versions=dict(_package_versions()),
         formula=matrices.formula.text,
         reml=bool(reml),
         matrices=matrices,

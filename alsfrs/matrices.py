@@ -24,6 +24,7 @@ sorted levels. Missing values are not dropped silently: they are an error.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -830,6 +831,20 @@ def _column_recipe(
     return parts
 
 
+def _group_codes(gcol: pd.Series, name: str) -> tuple[np.ndarray, pd.Index]:
+    """Codes and sorted labels of the grouping column (as :func:`_factor`, faster)."""
+    if not isinstance(gcol.dtype, pd.CategoricalDtype):
+        try:
+            codes, uniques = pd.factorize(gcol, sort=True)
+        except TypeError:  # mixed types: _factor's type-aware order
+            pass
+        else:
+            labels = pd.Index(np.asarray(uniques, dtype=object), name=name)
+            return np.asarray(codes, dtype=np.intp), labels
+    gfac = _factor(gcol.reset_index(drop=True))
+    return np.asarray(gfac.codes, dtype=np.intp), pd.Index(gfac.categories, name=name)
+
+
 @dataclass(frozen=True, eq=False)
 class DesignPlan:
     """Rebuilds :class:`ModelMatrices` for new data of one formula in NumPy.
@@ -878,7 +893,12 @@ class DesignPlan:
             and np.array_equal(again.group, mm.group)
         ):
             return None
-        return plan
+        # keep the names and formulaic specs, not the first data's arrays
+        empty = np.zeros(0)
+        stripped = dataclasses.replace(mm, y=empty, X=np.zeros((0, mm.n_fixed)),
+                                       Z=np.zeros((0, mm.n_random)),
+                                       group=np.zeros(0, dtype=np.intp))
+        return dataclasses.replace(plan, template=stripped)
 
     @staticmethod
     def _columns(recipes: Sequence[list[tuple]], num: dict[str, np.ndarray],
@@ -932,9 +952,7 @@ class DesignPlan:
         gcol = frame[mm.grouping]
         if gcol.isna().any():
             return None
-        gfac = _factor(gcol.reset_index(drop=True))
-        group = np.asarray(gfac.codes, dtype=np.intp)
-        group_labels = pd.Index(gfac.categories, name=mm.grouping)
+        group, group_labels = _group_codes(gcol, mm.grouping)
         X = self._columns(self.x_recipes, num, codes, n)
         Z = self._columns(self.z_recipes, num, codes, n)
         if n <= len(group_labels) * Z.shape[1]:

@@ -74,8 +74,10 @@ def test_new_data_with_a_bad_number_is_an_error_not_a_shifted_matrix():
 def test_refit_by_plan_gives_the_numbers_of_a_full_fit():
     fitter = LmmFitter(EXPOSURE_MODEL)
     fitter.fit(cohort())
-    assert isinstance(fitter._plan, DesignPlan)
+    assert fitter._plan is None  # a one-off fit does not make a plan
     other = simulate(n_patients=150, seed=99)
+    fitter.matrices(other)
+    assert isinstance(fitter._plan, DesignPlan)
     via_plan = fitter.matrices(other)
     full = build_model_matrices(EXPOSURE_MODEL, other)
     np.testing.assert_array_equal(via_plan.X, full.X)
@@ -89,6 +91,7 @@ def test_refit_by_plan_gives_the_numbers_of_a_full_fit():
 
 def test_refit_on_data_the_plan_does_not_cover_takes_the_full_path():
     fitter = LmmFitter(EXPOSURE_MODEL)
+    fitter.fit(cohort())
     fitter.fit(cohort())
     other = simulate(n_patients=150, seed=5)
     other["onset_site"] = other["onset_site"].cat.set_categories(
@@ -106,7 +109,8 @@ def test_formulas_beyond_the_plan_still_fit():
     formula = "alsfrs_r ~ months + I(months^2) + (months | patient_id)"
     fitter = LmmFitter(formula)
     fitter.fit(cohort())
-    assert fitter._plan is None
+    fitter.fit(cohort())
+    assert fitter._plan is None and fitter._plan_tried
     assert fitter.fit(simulate(seed=3)).converged
 
 
