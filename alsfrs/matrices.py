@@ -422,18 +422,21 @@ def group_statistics(
     """
     n, p = X.shape
     q = Z.shape[1]
-    order = np.argsort(group, kind="stable")
-    g_sorted = group[order]
     counts = np.bincount(group, minlength=n_groups)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     W = np.empty((n, q + p + 1))
-    W[:, :q] = Z[order]
-    W[:, q : q + p] = X[order]
-    W[:, -1] = y[order]
+    if n and np.all(group[1:] >= group[:-1]):  # already sorted by group (the usual case)
+        W[:, :q] = Z
+        W[:, q : q + p] = X
+        W[:, -1] = y
+    else:
+        order = np.argsort(group, kind="stable")
+        W[:, :q] = Z[order]
+        W[:, q : q + p] = X[order]
+        W[:, -1] = y[order]
     Zs = W[:, :q]
     outer = Zs[:, :, None] * W[:, None, :]  # (n, q, q+p+1)
     sums = np.add.reduceat(outer, starts, axis=0) if n else outer
-    del g_sorted
     ysq = np.add.reduceat(W[:, -1] ** 2, starts) if n else np.zeros(0)
     return GroupStatistics(
         ZtZ=np.ascontiguousarray(sums[:, :, :q]),
