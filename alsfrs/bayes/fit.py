@@ -313,7 +313,7 @@ def prior_predictive(
     frame, design, pri = _prepare(formula, data, priors, time)
     model = build_model(design, pri, family="gaussian", parameterization="collapsed")
     seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else seed
-    with model, warnings.catch_warnings():
+    with model, warnings.catch_warnings(), _quick_compile():
         # only parameters are drawn here; the data are generated below in NumPy
         warnings.filterwarnings("ignore", message=".*Potentials.*")
         prior = pm.sample_prior_predictive(draws=draws, random_seed=seed,
