@@ -1,8 +1,9 @@
 """Benchmark: the first Bayesian fit on a fresh machine, compile alternatives, BLAS threads.
 
 Every measurement runs in its own Python process, so that "cold" means what a new
-user meets: an empty PyTensor compile directory (``PYTENSOR_FLAGS=compiledir=<fresh
-temporary directory>``) and no thread variables unless stated.
+user meets: empty PyTensor compile caches (``PYTENSOR_FLAGS=base_compiledir=<fresh
+temporary directory>``, which holds both the C modules and the numba cache) and no
+thread variables unless stated.
 
 1. **Compile alternatives** (cold, 1,000 patients): time of a first ``pm.sample``
    call of 1 chain × (10 + 10) iterations — essentially compilation — and the
@@ -128,7 +129,9 @@ def run_worker(kind: str, spec: dict, compiledir: str, thread_vars: bool) -> dic
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
     if thread_vars:
         env.update({k: "1" for k in THREAD_VARIABLES})
-    env["PYTENSOR_FLAGS"] = f"compiledir={compiledir}"
+    # base_compiledir, not only compiledir: PyTensor's numba cache lives in
+    # <base_compiledir>/numba, so a fresh base directory empties both caches
+    env["PYTENSOR_FLAGS"] = f"base_compiledir={compiledir}"
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join(p for p in [root, env.get("PYTHONPATH", "")] if p)
     t0 = time.perf_counter()
