@@ -233,11 +233,12 @@ def test_collapsed_op_gradient_equals_the_pytensor_graph_gradient(small_cohort, 
 
 def test_fit_bayes_prints_no_numpy_or_experimental_notices(small_cohort):
     """Issue 8, fault 11: no QuadPotentialFullAdapt notice, no 'invalid value' notes
-    (this seed and length reproduce warm-up proposals that overflow)."""
+    (this seed and length reproduce warm-up proposals that overflow; chains run in
+    this process so that their warnings are caught here)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.simplefilter("ignore", SamplingWarning)
-        fit_bayes(FORMULA, small_cohort, chains=1, draws=60, tune=60, seed=11,
+        fit_bayes(FORMULA, small_cohort, chains=2, cores=1, draws=60, tune=60, seed=11,
                   progressbar=False)
     shown = [f"{w.category.__name__}: {w.message}" for w in caught
              if issubclass(w.category, RuntimeWarning)
