@@ -106,7 +106,23 @@ def _reader_options(args: argparse.Namespace | None, paths: Sequence[str | None]
 def _validate(visits: str, patients: str | None, dispensings: str | None,
               errors: str, args: argparse.Namespace | None = None,
               ) -> tuple[object | None, list[ValidationError]]:
-    """Read every table, collecting all problems; then cross-check them as a Cohort."""
+    """Read every table, collecting all problems; then cross-check them as a Cohort.
+
+    Input warnings (near-miss column names) are not printed as warnings: they are
+    in the tables' notes, which ``validate`` prints.
+    """
+    import warnings
+
+    from alsfrs.errors import InputWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InputWarning)
+        return _read_all(visits, patients, dispensings, errors, args)
+
+
+def _read_all(visits: str, patients: str | None, dispensings: str | None,
+              errors: str, args: argparse.Namespace | None,
+              ) -> tuple[object | None, list[ValidationError]]:
     from alsfrs.cohort import Cohort
     from alsfrs.io import read_dispensings, read_patients, read_visits
 

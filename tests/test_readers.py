@@ -300,6 +300,8 @@ def test_aliases_of_canonical_names_are_recognised():
     with pytest.raises(ValidationError) as e:
         read_visits(v)
     assert e.value.problems[0].column == "ALSFRS_R_total"
+    spelled = visits_frame().rename(columns={"alsfrs_r": "ALSFRS-R", "patient_id": "Patient ID"})
+    assert read_visits(spelled).data["alsfrs_r"].tolist() == [48, 46, 43]
     # the original ALSFRS total is not an alias of the ALSFRS-R total
     orig = visits_frame().drop(columns=list(ITEM_COLUMNS)).rename(
         columns={"alsfrs_r": "ALSFRS_Total"})
