@@ -214,7 +214,8 @@ def _read_text(path: Path, name: str, sep: str | None) -> Loaded:
             rule="too_many_fields", source=name, row=lab,
             message=f"the line has {n} fields, the header {width}",
             summary=f"have more fields than the header ({width})"))
-    cells = [r[:width] + [""] * (width - len(r)) for r in rows]
+    cells = (rows if all(len(r) == width for r in rows)
+             else [r[:width] + [""] * (width - len(r)) for r in rows])
     frame = pd.DataFrame(cells, columns=[str(c).strip() for c in header], dtype=object)
     frame = frame.where(frame != "", np.nan)
     dup = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
