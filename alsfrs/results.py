@@ -185,15 +185,11 @@ def format_frame(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         elif col.dtype.kind in "iu":
             out[c] = [f"{v:,d}" for v in col.to_numpy()]
         elif col.dtype.kind == "f":
-            vals = col.to_numpy()
-            finite = vals[np.isfinite(vals)]
-            whole = finite.size > 0 and bool(np.all(finite == np.round(finite))) and bool(
-                np.all(np.abs(finite) < 1e15))
-            out[c] = [("–" if not np.isfinite(v) and np.isnan(v) else
-                       ("inf" if v > 0 else "-inf") if not np.isfinite(v) else
-                       f"{int(v):,d}" if whole else _num(v, digits)) for v in vals]
+            out[c] = [_float(v, digits) for v in col.to_numpy()]
         else:
-            out[c] = ["–" if _missing(v) else _plain(v) for v in col.tolist()]
+            out[c] = ["–" if _missing(v) else _float(float(v), digits)
+                      if isinstance(v, float | np.floating) and not isinstance(v, bool)
+                      else _plain(v) for v in col.tolist()]
     return out
 
 
@@ -204,8 +200,16 @@ def _missing(v: Any) -> bool:
         return False
 
 
-def _num(v: float, digits: int) -> str:
-    if v != 0 and (abs(v) < 10 ** (-digits) or abs(v) >= 1e7):
+def _float(v: float, digits: int) -> str:
+    """A float for display: whole numbers (counts) as integers, very small or very large
+    magnitudes in scientific notation, the rest with ``digits`` decimals."""
+    if np.isnan(v):
+        return "–"
+    if not np.isfinite(v):
+        return "inf" if v > 0 else "-inf"
+    if v == round(v) and abs(v) < 1e15:
+        return f"{int(v):,d}"
+    if abs(v) < 10 ** (-digits - 2) or abs(v) >= 1e7:
         return f"{v:.{max(digits - 1, 1)}e}"
     return f"{v:,.{digits}f}"
 

@@ -94,7 +94,10 @@ class LongitudinalRenderer:
                                [Paragraph(f"No exposure effects: {exc}")], part="effects"))
         if eff is not None:
             compact = tables.clinical_effects_table(eff, _truth(ctx))
-            full = eff.drop(columns=["label"])
+            # one column per exposure, one row per measure: fits the page however many
+            # measures there are
+            full = eff.drop(columns=["label"]).T
+            full.index.name = "measure"
             out.append(Section(f"{name}: effects on decline", [
                 TableBlock(compact, caption=f"Difference in ALSFRS-R decline, exposed vs "
                                             f"unexposed ({_interval_word(result)}s at "
