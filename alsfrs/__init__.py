@@ -17,6 +17,7 @@ The flat names are imported on first use (PEP 562), so ``import alsfrs`` and the
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -55,6 +56,10 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
+        # a subpackage or module (``alsfrs.bayes``, ``alsfrs.report`` ...), as an eager
+        # package import used to make available
+        if not name.startswith("_") and importlib.util.find_spec(f"alsfrs.{name}") is not None:
+            return importlib.import_module(f"alsfrs.{name}")
         raise AttributeError(f"module 'alsfrs' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value  # later look-ups skip this function

@@ -211,3 +211,6 @@ def test_flat_api_is_lazy_and_complete():
         assert getattr(alsfrs, name) is not None
     with pytest.raises(AttributeError):
         alsfrs.no_such_name  # noqa: B018
+    # modules stay reachable as attributes, as with the former eager imports
+    assert alsfrs.bayes.fit_bayes is alsfrs.fit_bayes
+    assert alsfrs.report.html.write_report is alsfrs.write_report
