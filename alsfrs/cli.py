@@ -105,6 +105,7 @@ def _reader_options(args: argparse.Namespace | None, paths: Sequence[str | None]
 
 def _validate(visits: str, patients: str | None, dispensings: str | None,
               errors: str, args: argparse.Namespace | None = None,
+              tables_out: dict | None = None,
               ) -> tuple[object | None, list[ValidationError]]:
     """Read every table, collecting all problems; then cross-check them as a Cohort.
 
@@ -117,17 +118,17 @@ def _validate(visits: str, patients: str | None, dispensings: str | None,
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", InputWarning)
-        return _read_all(visits, patients, dispensings, errors, args)
+        return _read_all(visits, patients, dispensings, errors, args,
+                         {} if tables_out is None else tables_out)
 
 
 def _read_all(visits: str, patients: str | None, dispensings: str | None,
-              errors: str, args: argparse.Namespace | None,
+              errors: str, args: argparse.Namespace | None, tables: dict,
               ) -> tuple[object | None, list[ValidationError]]:
     from alsfrs.cohort import Cohort
     from alsfrs.io import read_dispensings, read_patients, read_visits
 
     failures: list[ValidationError] = []
-    tables = {}
     options = _reader_options(args, [visits, patients, dispensings])
     for (key, path, reader), opts in zip((("visits", visits, read_visits),
                                           ("patients", patients, read_patients),
@@ -170,13 +171,18 @@ def _print_notes(tables: dict) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     from alsfrs.cohort import Cohort
 
+    read: dict = {}
     result, failures = _validate(args.visits, args.patients, args.dispensings, args.errors,
-                                 args)
+                                 args, tables_out=read)
     if failures:
         n = sum(len(f.problems) for f in failures)
         print(f"INVALID: {n} problem{'s' if n != 1 else ''} found")
         for f in failures:
             _print_problems(f, limit=args.max_problems)
+        _print_notes(read)
+        empty = [p for f in failures for p in f.problems if p.rule == "no_usable_visits"]
+        print(f"\nINVALID: {empty[0].message}" if empty else
+              f"\nINVALID: {n} problem{'s' if n != 1 else ''}")
         return EXIT_INVALID
     if isinstance(result, Cohort):
         tables = result.tables

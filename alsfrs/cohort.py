@@ -121,7 +121,8 @@ class Cohort:
         dispensings more than 12 months before diagnosis (Chourpiliadis 2025).
     errors
         ``"raise"`` (default): any problem raises one ValidationError listing all
-        of them. ``"exclude"``: offending rows go to :attr:`exclusions`.
+        of them. ``"exclude"``: offending rows go to :attr:`exclusions`; when no
+        usable visit is left that is still a ValidationError (``no_usable_visits``).
     truth
         The generating parameters, for simulated cohorts.
     auxiliary
@@ -264,6 +265,14 @@ class Cohort:
         months_arr = months.to_numpy()
         vkeep_mask = vis.keep(len(v))
         vkept, vis_excl = vis.resolve(v)
+        if len(vkept) == 0:  # nothing usable left is an error, never an empty cohort
+            gone = pd.concat([vt.exclusions, vis_excl], ignore_index=True)
+            why = ", ".join(f"{n} {rule}" for rule, n in gone["rule"].value_counts().items())
+            raise ValidationError(Problem(
+                rule="no_usable_visits", source=vt.source,
+                message=(f"no usable visit is left: all {vt.n_input_rows} visit rows were "
+                         f"excluded ({why})") if vt.n_input_rows else
+                "the visits table has no rows"), context="the cohort")
         vkept = vkept.assign(months=months_arr[vkeep_mask],
                              months_since_onset=months_onset.to_numpy()[vkeep_mask])
 

@@ -159,3 +159,13 @@ def test_onset_time_visits_need_onset(tables):
     assert {(pr.rule, pr.column) for pr in e.value.problems} == {
         ("onset_missing", "months_since_onset")}
     assert all(pr.patient == p["patient_id"].iloc[0] for pr in e.value.problems)
+
+
+def test_nothing_usable_left_is_an_error(tables):
+    """Fault 2 (API side): excluding every visit is not an empty cohort."""
+    v, p, _, _ = tables
+    v["visit_date"] = pd.to_datetime(v["visit_date"]).dt.strftime("%d/%m/%Y")
+    with pytest.raises(ValidationError) as e:
+        Cohort(v, p, errors="exclude")
+    assert [pr.rule for pr in e.value.problems] == ["no_usable_visits"]
+    assert f"{len(v)} date_invalid" in str(e.value)
