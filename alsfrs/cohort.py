@@ -382,10 +382,14 @@ class Cohort:
             ``attrs["excluded_patients"]`` (columns ``patient_id, rule, reason``).
             Default ``None``: every visit, ``months_since_onset`` missing (NaN)
             for patients whose onset is unknown.
+
+        The frame's ``attrs["time_origin"]`` says what ``months`` counts from
+        (``"diagnosis"`` or ``"trial entry"``).
         """
         v = self.visits.drop(columns=[ROW])
         pat = self.patients.drop(columns=[c for c in self.patients.columns if c in v.columns])
         frame = v.join(pat, on="patient_id")
+        frame.attrs["time_origin"] = self.time_origin
         if time is None:
             return frame
         from alsfrs.timeaxis import TIME_AXES

@@ -353,3 +353,10 @@ def test_reader_options_on_every_reader(tmp_path):
     d.to_csv(tmp_path / "d.csv", sep=";", index=False)
     t = read_dispensings(tmp_path / "d.csv", sep=";", date_format="%d.%m.%Y")
     assert t.data["dispensing_date"].iloc[0] == pd.Timestamp("2019-02-03")
+
+
+def test_non_utf8_file_is_named(tmp_path):
+    path = tmp_path / "visits.csv"
+    path.write_bytes("patient_id,months_since_diagnosis,alsfrs_r\nÅsa,0,40\n".encode("latin-1"))
+    with pytest.raises(ValidationError, match="not UTF-8 text"):
+        read_visits(path)

@@ -259,7 +259,13 @@ def load_frame(source: Any, *, kind: str, name: str | None = None,
             frame.columns = [str(c).strip() for c in frame.columns]
             return Loaded(frame.reset_index(drop=True), name, list(range(1, len(frame) + 1)))
         return _read_text(path, name, sep)
-    except (ValueError, OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:
+        raise ValidationError(Problem(
+            rule="unreadable_file", source=name,
+            message=f"cannot read {kind} file: it is not UTF-8 text (byte "
+                    f"{exc.object[exc.start:exc.start + 1]!r} at position {exc.start}); save "
+                    "it as UTF-8 (e.g. 'CSV UTF-8' in Excel)")) from None
+    except (ValueError, OSError, csv.Error) as exc:
         raise ValidationError(
             Problem(rule="unreadable_file", message=f"cannot read {kind} file: {exc}", source=name)
         ) from None
