@@ -302,6 +302,11 @@ def test_aliases_of_canonical_names_are_recognised():
     assert e.value.problems[0].column == "ALSFRS_R_total"
     spelled = visits_frame().rename(columns={"alsfrs_r": "ALSFRS-R", "patient_id": "Patient ID"})
     assert read_visits(spelled).data["alsfrs_r"].tolist() == [48, 46, 43]
+    # an alias never changes which time column is used
+    dated = visits_frame().assign(date="2020-01-01")
+    t = read_visits(dated)
+    assert t.meta["time"] == "months_since_diagnosis" and "date" in t.data
+    assert any("'date' is not read as 'visit_date'" in n for n in t.notes)
     # the original ALSFRS total is not an alias of the ALSFRS-R total
     orig = visits_frame().drop(columns=list(ITEM_COLUMNS)).rename(
         columns={"alsfrs_r": "ALSFRS_Total"})

@@ -562,23 +562,32 @@ def _normalise(name: str) -> str:
 
 
 def resolve_names(frame: pd.DataFrame, *, kind: str, canonical: tuple[str, ...],
-                  source: str, mapped: set[str]) -> tuple[dict[str, str], list[str]]:
+                  source: str, mapped: set[str], exclusive: tuple[tuple[str, ...], ...] = (),
+                  ) -> tuple[dict[str, str], list[str]]:
     """Renames from recognised aliases, and notes (near-miss names also warn).
 
     Returns ``({user name: canonical name}, notes)``. Columns the user mapped
-    (``mapped``) are left alone.
+    (``mapped``) are left alone. ``exclusive`` lists groups of alternative
+    canonical columns (the time columns): an alias of one is not applied when
+    another of its group is present, so an alias never changes which one is used.
     """
     aliases = {**{_normalise(c): c for c in canonical}, **ALIASES.get(kind, {})}
     present = set(frame.columns)
     claims: dict[str, list[str]] = {}
+    notes: list[str] = []
     for col in frame.columns:
         if col in canonical or col in mapped:
             continue
         target = aliases.get(_normalise(col))
-        if target is not None and target not in present:
-            claims.setdefault(target, []).append(col)
+        if target is None or target in present:
+            continue
+        rival = next((c for g in exclusive if target in g for c in g if c in present), None)
+        if rival is not None:
+            notes.append(f"{source}: column '{col}' is not read as '{target}': the table "
+                         f"already has the time column '{rival}'")
+            continue
+        claims.setdefault(target, []).append(col)
     renames: dict[str, str] = {}
-    notes: list[str] = []
     for target, cols in claims.items():
         if len(cols) == 1:
             renames[cols[0]] = target
@@ -605,8 +614,8 @@ def resolve_names(frame: pd.DataFrame, *, kind: str, canonical: tuple[str, ...],
 
 
 def begin(source: Any, *, kind: str, columns: Mapping[str, str] | None, name: str | None,
-          canonical: tuple[str, ...] = (), sep: str | None = None,
-          date_format: str | None = None, dayfirst: bool = False,
+          canonical: tuple[str, ...] = (), exclusive: tuple[tuple[str, ...], ...] = (),
+          sep: str | None = None, date_format: str | None = None, dayfirst: bool = False,
           ) -> tuple[pd.DataFrame, TableCheck]:
     """Load a table, map its columns to canonical names and start checking it.
 
@@ -621,7 +630,7 @@ def begin(source: Any, *, kind: str, columns: Mapping[str, str] | None, name: st
     frame = apply_mapping(loaded.frame, columns, loaded.name)
     original = {v: k for k, v in (columns or {}).items()}
     renames, notes = resolve_names(frame, kind=kind, canonical=canonical, source=loaded.name,
-                                   mapped=set((columns or {}).values()))
+                                   mapped=set((columns or {}).values()), exclusive=exclusive)
     if renames:
         frame = frame.rename(columns=renames)
         original.update({v: k for k, v in renames.items()})

@@ -72,8 +72,9 @@ def read_dispensings(
         optional ``ddd``/``amount``; ``.meta["time"]`` names the time column.
     """
     frame, check = begin(source, kind="dispensings", columns=columns, name=name,
-                         canonical=CANONICAL, sep=sep, date_format=date_format,
-                         dayfirst=dayfirst)
+                         canonical=CANONICAL,
+                         exclusive=(("dispensing_date", "months_since_diagnosis"),),
+                         sep=sep, date_format=date_format, dayfirst=dayfirst)
     check.require_columns("patient_id", "atc")
     time = next((c for c in ("dispensing_date", "months_since_diagnosis") if c in frame), None)
     if time is None:

@@ -114,7 +114,8 @@ def read_visits(
         items and total that disagree, conflicting duplicate visits, bad times.
     """
     frame, check = begin(source, kind="visits", columns=columns, name=name, canonical=CANONICAL,
-                         sep=sep, date_format=date_format, dayfirst=dayfirst)
+                         exclusive=(TIME_COLUMNS,), sep=sep, date_format=date_format,
+                         dayfirst=dayfirst)
 
     lower = {str(c).lower(): c for c in frame.columns}
     has_r = any(c in frame.columns for c in R_ITEMS)
