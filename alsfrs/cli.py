@@ -198,7 +198,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if n_visits == 0:  # nothing usable is never "valid"
         print("INVALID: no usable visits left: every visit was excluded")
         print("\nexcluded rows by reason:")
-        _print_table(_exclusion_summary(tables, result))
+        _print_table(_exclusion_summary(result))
         _print_notes(tables)
         print(f"\nINVALID: no usable visits; {_excluded_line(counts)}")
         return EXIT_INVALID
@@ -236,7 +236,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _exclusion_summary(tables: dict, result: Any) -> pd.DataFrame:
+def _exclusion_summary(result: Any) -> pd.DataFrame:
     import pandas as pd
 
     ex = getattr(result, "exclusions", None)
