@@ -365,3 +365,13 @@ def test_non_utf8_file_is_named(tmp_path):
     path.write_bytes("patient_id,months_since_diagnosis,alsfrs_r\nÅsa,0,40\n".encode("latin-1"))
     with pytest.raises(ValidationError, match="not UTF-8 text"):
         read_visits(path)
+
+
+def test_a_preamble_before_the_header_is_named(tmp_path):
+    """Fault 3: a header not on the first non-blank line is not supported, and said so."""
+    path = tmp_path / "visits.csv"
+    path.write_text("Registry export 2024\n" + visits_frame().to_csv(index=False))
+    with pytest.raises(ValidationError) as e:
+        read_visits(path)
+    assert "lines before the header are not supported" in str(e.value)
+    assert e.value.problems[0].row == 2  # the real header, read as a row, on line 2

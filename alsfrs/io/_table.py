@@ -213,7 +213,8 @@ def _read_text(path: Path, name: str, sep: str | None) -> Loaded:
         problems.append(Problem(
             rule="too_many_fields", source=name, row=lab,
             message=f"the line has {n} fields, the header {width}",
-            summary=f"have more fields than the header ({width})"))
+            summary=f"have more fields than the header ({width}); is the header the first "
+                    "non-blank line? (lines before the header are not supported)"))
     cells = (rows if all(len(r) == width for r in rows)
              else [r[:width] + [""] * (width - len(r)) for r in rows])
     frame = pd.DataFrame(cells, columns=[str(c).strip() for c in header], dtype=object)
