@@ -118,6 +118,11 @@ def format_problems(problems: Iterable[Problem], limit: int | None = None) -> li
         label = "lines" if _is_file(first.source) else "rows"
         shown = ", ".join(str(p.row) for p in group[:GROUP_ROWS_SHOWN])
         more = ", ..." if len(group) > GROUP_ROWS_SHOWN else ""
+        patients = list(dict.fromkeys(p.patient for p in group if p.patient is not None))
+        if patients:
+            more += "; patient" + ("s " if len(patients) > 1 else " ") + ", ".join(
+                str(x) for x in patients[:GROUP_ROWS_SHOWN])
+            more += ", ..." if len(patients) > GROUP_ROWS_SHOWN else ""
         if first.summary:
             what = f"{len(group)} rows {first.summary}"
         else:
