@@ -109,6 +109,10 @@ class Settings:
     # joint-model "current value" association, so fast decliners leave earliest
     # (van Eijk 2022) and few patients reach the floor [V: direction; I: size]
     loss_to_followup_per_month: float = 0.004  # [I]
+    hazard_ratio_rem: float = 1.0  # hazard ratio of death/IMV for users of a non-REM-
+    # suppressing antidepressant (their main drug; REM_SUPPRESSION "weak") relative to users
+    # of a REM-suppressing one; Fowler 2025: 1.21 (1.02-1.43) [V]. Default 1.0: no class
+    # effect (and the random stream of earlier versions is kept exactly)
 
     def validated(self) -> Settings:
         problems = []
@@ -118,7 +122,7 @@ class Settings:
 
         for name in ("age_sd", "delay_median_months", "sd_intercept", "sd_slope",
                      "residual_sd", "visit_interval_months", "weibull_shape",
-                     "weibull_scale_months", "hazard_ratio_per_point"):
+                     "weibull_scale_months", "hazard_ratio_per_point", "hazard_ratio_rem"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 bad(name, f"must be a positive number, got {v!r}")
@@ -240,6 +244,20 @@ def simulate_tables(n_patients: int = 1000, seed: int | None = None, **overrides
           + np.log(s.hazard_ratio_bulbar) * bulbar)
     for e in EXPOSURES:
         lp = lp + np.log(s.hazard_ratio[e]) * exposed[e]
+    main_ad = None
+    rem_class = np.full(n, "", dtype=object)
+    if s.hazard_ratio_rem != 1.0:
+        # the main antidepressant of each user is drawn here (not in _dispensings) so that
+        # its REM class can act on the hazard
+        from alsfrs.exposure import rem_suppression
+
+        codes = np.array(list(ATC_MIX["antidepressant"]))
+        w = np.array(list(ATC_MIX["antidepressant"].values()))
+        ex_ad = np.flatnonzero(exposed["antidepressant"])
+        main_ad = rng.choice(codes, size=len(ex_ad), p=w / w.sum())
+        cls = rem_suppression(pd.Series(main_ad)).fillna("").to_numpy(dtype=object)
+        rem_class[ex_ad] = cls
+        lp = lp + np.log(s.hazard_ratio_rem) * (rem_class == "weak")
     k = s.weibull_shape
     scale = s.weibull_scale_months
     t_event = _event_times(rng.exponential(1.0, n), lp, b0, b1, k, scale,
@@ -305,7 +323,7 @@ def simulate_tables(n_patients: int = 1000, seed: int | None = None, **overrides
     vis["alsfrs_r"] = total
 
     # --- dispensings ----------------------------------------------------------------
-    disp = _dispensings(rng, s, pid, dx, exposed)
+    disp = _dispensings(rng, s, pid, dx, exposed, main_ad)
 
     fixed = {
         "(Intercept)": float(s.intercept - s.age_effect * s.age_mean),
@@ -340,11 +358,13 @@ def simulate_tables(n_patients: int = 1000, seed: int | None = None, **overrides
                      "hazard_ratio_per_year_age": s.hazard_ratio_per_year_age,
                      "hazard_ratio_bulbar": s.hazard_ratio_bulbar,
                      "hazard_ratio_per_point": s.hazard_ratio_per_point},
+        "hazard_ratio_rem": float(s.hazard_ratio_rem),
         "patient_effects": {
             "patient_id": pid.tolist(),
             "intercept": b0.round(10).tolist(),
             "slope": b1.round(10).tolist(),
             **{e: exposed[e].astype(int).tolist() for e in EXPOSURES},
+            **({"rem_class": rem_class.tolist()} if main_ad is not None else {}),
         },
     }
     return vis, patients, disp, truth
@@ -374,7 +394,8 @@ def _event_times(e: np.ndarray, lp: np.ndarray, b0: np.ndarray, b1: np.ndarray, 
 
 
 def _dispensings(rng: np.random.Generator, s: Settings, pid: np.ndarray, dx: pd.DatetimeIndex,
-                 exposed: dict[str, np.ndarray]) -> pd.DataFrame:
+                 exposed: dict[str, np.ndarray], main_ad: np.ndarray | None = None
+                 ) -> pd.DataFrame:
     """Dispensing histories that yield exactly the exposure flags under the default
     definition (>= 2 dispensings at least 12 months before diagnosis), plus the noise
     a register has: single dispensings, dispensings in the lag year or after
@@ -396,7 +417,8 @@ def _dispensings(rng: np.random.Generator, s: Settings, pid: np.ndarray, dx: pd.
         rows_p.append(p)
         rows_m.append(m)
         # patient-specific main drug with occasional switches
-        main = rng.choice(codes, size=len(ex), p=w)
+        main = (main_ad if e == "antidepressant" and main_ad is not None
+                else rng.choice(codes, size=len(ex), p=w))
         c = np.repeat(main, k)
         switch = rng.random(len(p)) < 0.15
         c[switch] = rng.choice(codes, size=int(switch.sum()), p=w)
