@@ -33,6 +33,7 @@ __all__ = [
     "EXCLUDED_COLUMNS",
     "ORIGINS",
     "SurvivalData",
+    "excluded_patients",
     "split_at",
     "survival_data",
     "survival_frame",
@@ -65,10 +66,11 @@ def survival_frame(cohort: Any, origin: str = "diagnosis") -> pd.DataFrame:
         derived feature of ``cohort.patients``. ``attrs``:
 
         ``"excluded"``
-            patients not in the frame, with ``patient_id``, ``rule`` and
-            ``reason`` (``no_followup_time``: the time or status is missing, or
-            the patient is censored at time zero; ``onset_missing``: onset is
-            unknown, onset origin only);
+            patients not in the frame, a list of records with ``patient_id``,
+            ``rule`` and ``reason`` (``no_followup_time``: the time or status is
+            missing, or the patient is censored at time zero; ``onset_missing``:
+            onset is unknown, onset origin only); :func:`excluded_patients` gives
+            them as a DataFrame (plain records keep ``pd.concat`` working);
         ``"origin"``, ``"time_unit"``
             the time origin and unit;
         ``"counts"``
@@ -116,7 +118,7 @@ def survival_frame(cohort: Any, origin: str = "diagnosis") -> pd.DataFrame:
     out = pd.concat([out, covars.reset_index(drop=True)], axis=1)
     excluded = pd.DataFrame.from_records(
         [(ids[i], *reasons[i]) for i in sorted(reasons)], columns=EXCLUDED_COLUMNS)
-    out.attrs["excluded"] = excluded
+    out.attrs["excluded"] = excluded.to_dict("records")
     out.attrs["origin"] = origin
     out.attrs["time_unit"] = f"months since {origin}"
     out.attrs["counts"] = {"patients": len(p), "analysed": int(keep.sum()),
@@ -124,6 +126,11 @@ def survival_frame(cohort: Any, origin: str = "diagnosis") -> pd.DataFrame:
                            **{f"excluded: {k}": int(v) for k, v in
                               excluded.groupby("rule").size().items()}}
     return out
+
+
+def excluded_patients(frame: pd.DataFrame) -> pd.DataFrame:
+    """The patients left out of a :func:`survival_frame`, with the rule and reason."""
+    return pd.DataFrame.from_records(frame.attrs.get("excluded", []), columns=EXCLUDED_COLUMNS)
 
 
 def split_at(frame: pd.DataFrame, switch: str, covariate: str, *, time: str = "months",
@@ -160,6 +167,8 @@ def split_at(frame: pd.DataFrame, switch: str, covariate: str, *, time: str = "m
                           **{covariate: (np.isfinite(s) & (s <= 0)).astype(int)})
     before[event] = np.where(inside, 0, frame[event].to_numpy())
     after = frame.loc[inside].assign(start=s[inside], stop=t[inside], **{covariate: 1})
+    before.attrs = {}
+    after.attrs = {}
     out = pd.concat([before, after], ignore_index=True)
     return out.sort_values([id_column, "start"], kind="stable").reset_index(drop=True)
 

@@ -63,7 +63,8 @@ def _curve(stop: np.ndarray, event: np.ndarray, start: np.ndarray | None, z: flo
         lower = np.where(ok, np.exp(np.log(np.where(ok, surv, 1)) - z * std_err), np.nan)
         upper = np.where(ok, np.minimum(np.exp(np.log(np.where(ok, surv, 1)) + z * std_err), 1),
                          np.nan)
-    std_err = np.where(np.isfinite(std_err), std_err, np.nan)
+    with np.errstate(invalid="ignore"):
+        std_err = np.where(np.isfinite(std_err), surv * std_err, np.nan)  # SE of S (Greenwood)
     lower = np.where(np.isfinite(lower), lower, np.nan)
     upper = np.where(np.isfinite(upper), upper, np.nan)
     return pd.DataFrame({"time": times, "n_risk": n_risk.astype(int), "n_event": d.astype(int),
@@ -182,8 +183,8 @@ class KaplanMeierResult(Result):
     ----------
     curves : DataFrame
         One row per group and distinct time: ``group, time, n_risk, n_event,
-        n_censor, survival, std_err`` (of the cumulative hazard, as R), ``lower``,
-        ``upper``.
+        n_censor, survival, std_err`` (Greenwood standard error of the survival,
+        as R's ``summary.survfit``), ``lower``, ``upper`` (log-transformed interval).
     """
 
     kind: ClassVar[str] = "km"

@@ -12,11 +12,16 @@ analysis:
   on ``match_on`` (statsmodels GLM), on the logit scale;
 * 1:1 greedy nearest-neighbour matching without replacement, largest
   propensity first, with a caliper of ``caliper`` standard deviations of the
-  logit propensity (over all patients) — exactly R's
-  ``MatchIt::matchit(non_suppressing ~ ..., method = "nearest", distance = "glm",
-  link = "linear.logit", caliper = 0.2, std.caliper = TRUE)`` (MatchIt 4.5:
-  candidates are the nearest eligible control on each side in the sorted
-  propensity, the closer one wins, and on a tie the one found first);
+  logit propensity (over all patients), as R's ``MatchIt::matchit(...,
+  method = "nearest", distance = "glm", link = "linear.logit", caliper = 0.2,
+  std.caliper = TRUE)``: for each treated unit the nearest eligible control on
+  each side in the sorted propensity (within the caliper) are the candidates,
+  the closer one wins and a tie goes to the lower propensity (MatchIt 4.5's
+  rule). Checked against MatchIt 4.5.1 given the logit propensity scaled by
+  1e8 as its distance: that version compares distances with an integer
+  ``abs()`` on some builds, which silently ignores any caliper below 1 on the
+  distance scale (fixed in later MatchIt); the scaling makes the truncation
+  immaterial while leaving the standardised caliper and the order unchanged;
 * standardised mean differences before and after matching as MatchIt's
   ``summary()`` (difference in means over the SD of the non-suppressing group
   in the full sample; ``sqrt(p(1-p))`` for 0/1 columns);
@@ -126,32 +131,28 @@ def match_nearest(distance: np.ndarray, treat: np.ndarray, caliper: float | None
     match_of = np.full(n, -1)
     for t in seq:
         ii = where[t]
-        found = []  # (global step at which found, distance, unit)
+        found = []  # (distance, unit): nearest eligible control on the left, then right
         for direction in (-1, 1):
             j = ii
-            moves = 0
             while True:
                 j += direction
                 if j < 0 or j >= n:
                     break
-                moves += 1
                 u = pos_sorted[j]
                 if not eligible[u]:
                     continue
                 dist = abs(distance[t] - distance[u])
                 if width is not None and dist > width:
                     break
-                # alternation left, right, left ...: left's m-th move at 2m-1, right's at 2m
-                found.append((2 * moves - (1 if direction < 0 else 0), dist, u))
+                found.append((dist, u))
                 break
         if not found:
             continue
-        found.sort(key=lambda f: f[0])  # order in which MatchIt pushes candidates
         best = found[0]
-        if len(found) == 2 and found[1][1] < found[0][1]:
+        if len(found) == 2 and found[1][0] < found[0][0]:  # a tie goes to the left
             best = found[1]
-        eligible[best[2]] = False
-        match_of[t] = best[2]
+        eligible[best[1]] = False
+        match_of[t] = best[1]
     pair = np.zeros(n, dtype=int)
     k = 0
     for t in treated:  # subclass numbers follow the data order of treated units
