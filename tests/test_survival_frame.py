@@ -8,7 +8,7 @@ import pytest
 
 import alsfrs
 from alsfrs.errors import ValidationError
-from alsfrs.survival import parse_surv_formula, split_at, survival_data
+from alsfrs.survival import excluded_patients, parse_surv_formula, split_at, survival_data
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,8 @@ def test_parse_errors(text, needle):
 def test_survival_frame_diagnosis_and_onset(cohort):
     f = cohort.survival_frame()
     p = cohort.patients
-    assert len(f) == len(p) and f.attrs["excluded"].empty
+    assert len(f) == len(p) and excluded_patients(f).empty
+    assert len(pd.concat([f, f])) == 2 * len(f)  # attrs stay concat-safe
     np.testing.assert_allclose(f["months"], p["months_to_death_imv"].to_numpy())
     np.testing.assert_array_equal(f["event"], p["death_imv"].to_numpy(dtype=int))
     assert {"age_at_dx", "sex", "onset_site", "antidepressant"} <= set(f.columns)
@@ -71,13 +72,13 @@ def test_survival_frame_exclusions_are_listed(cohort):
     c.patients.loc[ids[1], ["months_to_death_imv", "death_imv"]] = [0.0, 0]
     c.patients.loc[ids[2], "diagnostic_delay_months"] = np.nan
     f = c.survival_frame()
-    ex = f.attrs["excluded"]
+    ex = excluded_patients(f)
     assert list(ex["patient_id"]) == list(ids[:2])
     assert set(ex["rule"]) == {"no_followup_time"}
     assert f.attrs["counts"]["excluded"] == 2 and len(f) == len(c.patients) - 2
     g = c.survival_frame(origin="onset")
-    assert dict(zip(g.attrs["excluded"]["patient_id"], g.attrs["excluded"]["rule"],
-                    strict=True))[ids[2]] == "onset_missing"
+    gx = excluded_patients(g)
+    assert dict(zip(gx["patient_id"], gx["rule"], strict=True))[ids[2]] == "onset_missing"
     assert g.attrs["counts"]["excluded: onset_missing"] == 1
 
 
