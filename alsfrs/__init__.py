@@ -19,8 +19,13 @@ from alsfrs.io import Table, read_dispensings, read_patients, read_proact, read_
 from alsfrs.lmm import LmmResult, fit_lmm, lrt
 from alsfrs.persist import load_result
 from alsfrs.report.html import write_report
-from alsfrs.simulate import simulate_cohort
+from alsfrs.simulate import simulate_case_control, simulate_cohort
 from alsfrs.spec import ModelSpec, available_specs, load_spec
+from alsfrs.survival.casecontrol import read_case_control
+from alsfrs.survival.clogit import fit_clogit
+from alsfrs.survival.cox import fit_cox
+from alsfrs.survival.km import kaplan_meier
+from alsfrs.survival.rem import rem_survival_comparison
 
 __version__ = "0.1.0"
 
@@ -38,15 +43,21 @@ __all__ = [
     "compare",
     "derive_exposures",
     "fit_bayes",
+    "fit_clogit",
+    "fit_cox",
     "fit_lmm",
+    "kaplan_meier",
     "load_result",
     "load_spec",
     "lrt",
     "prior_predictive",
+    "read_case_control",
     "read_dispensings",
     "read_patients",
     "read_proact",
     "read_visits",
+    "rem_survival_comparison",
+    "simulate_case_control",
     "simulate_cohort",
     "write_report",
 ]

@@ -231,6 +231,15 @@ class ClogitResult(Result):
         s = s.assign(drug_class=m["cls"], window=m["win"]).dropna(subset=["window"])
         return s.set_index(["drug_class", "window"]).drop(columns="term")
 
+    def plot_forest(self, ax: Any = None, truth: dict[str, float] | None = None) -> Any:
+        """Forest plot of the odds ratios (``truth``: known ORs of a simulation)."""
+        from alsfrs.survival.plots import plot_forest
+
+        t = f"{100 * self.level:g}".replace(".", "_")
+        return plot_forest(self.summary(), estimate="odds_ratio", lower=f"ci_lower_{t}",
+                           upper=f"ci_upper_{t}", ax=ax, truth=truth,
+                           xlabel="odds ratio (95% CI, log scale)")
+
     def tests(self) -> pd.DataFrame:
         """Likelihood-ratio, Wald and score tests of all coefficients."""
         p = len(self.coef)

@@ -429,6 +429,14 @@ class CoxResult(Result):
         self._cache[key] = out
         return out
 
+    def plot_forest(self, ax: Any = None) -> Any:
+        """Forest plot of the hazard ratios with their intervals."""
+        from alsfrs.survival.plots import plot_forest
+
+        t = _pct(self.level)
+        return plot_forest(self.summary(), estimate="hazard_ratio", lower=f"ci_lower_{t}",
+                           upper=f"ci_upper_{t}", ax=ax)
+
     # -- contract ----------------------------------------------------------------------
     def diagnostics(self) -> pd.DataFrame:
         se = np.sqrt(np.diag(self.var))

@@ -239,6 +239,11 @@ class KaplanMeierResult(Result):
                                            f"ci_lower_{tag}", f"ci_upper_{tag}"]
                             ).set_index("group")
 
+    @property
+    def has_logrank(self) -> bool:
+        """Whether the log-rank test is available (two or more groups, right-censored)."""
+        return self._logrank is not None
+
     def logrank(self) -> pd.DataFrame:
         """The log-rank test (``attrs`` hold ``chisq``, ``df``, ``p``)."""
         if self._logrank is None:

@@ -347,6 +347,10 @@ class RemComparisonResult(Result):
                                  curves=self.curves_matched if matched else self.curves_all,
                                  level=self.level, groups=[GROUP], logrank=None)
 
+    def plot(self, matched: bool = False, ax: Any = None) -> Any:
+        """Kaplan–Meier curves by REM class with the number at risk."""
+        return self.kaplan_meier(matched).plot(ax=ax)
+
     def summary(self) -> pd.DataFrame:
         return self.hazard_ratios
 
