@@ -520,8 +520,45 @@ def _pct(level: float) -> str:
     return f"{v:g}".replace(".", "_")
 
 
+def _count_below(values: np.ndarray, prefix: np.ndarray, query: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """For each query k: how many of ``values[:prefix[k]]`` are ``< query[k]`` and ``<= query[k]``.
+
+    Offline dominance counting by a bottom-up merge over position blocks, each level one
+    sort and two ``searchsorted`` calls: O(n log² n), no Python loop over rows.
+    """
+    n, m = len(values), len(query)
+    if n == 0 or m == 0:
+        return np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)
+    levels = np.unique(np.concatenate([values, query]))
+    rv = np.searchsorted(levels, values).astype(np.int64)
+    rq = np.searchsorted(levels, query).astype(np.int64)
+    R = len(levels) + 1
+    # sequence: point j at slot 2j+1, query k just before point prefix[k] (slot 2*prefix)
+    pos_p = 2 * np.arange(n, dtype=np.int64) + 1
+    pos_q = 2 * np.asarray(prefix, dtype=np.int64)
+    less = np.zeros(m, dtype=np.int64)
+    le = np.zeros(m, dtype=np.int64)
+    size = 1
+    total = 2 * n + 2
+    while size < total:
+        blk_p, half_p = pos_p // (2 * size), (pos_p // size) % 2
+        blk_q, half_q = pos_q // (2 * size), (pos_q // size) % 2
+        left = np.sort(blk_p[half_p == 0] * R + rv[half_p == 0])
+        right = half_q == 1
+        if right.any() and len(left):
+            base = blk_q[right] * R
+            lo = np.searchsorted(left, base, side="left")
+            less[right] += np.searchsorted(left, base + rq[right], side="left") - lo
+            le[right] += np.searchsorted(left, base + rq[right], side="right") - lo
+        size *= 2
+    return less, le
+
+
 def _concordance(arrays: dict[str, Any], coef: np.ndarray) -> float:
-    """R's concordance for a Cox fit (counts over risk sets at each event time)."""
+    """R's concordance for a Cox fit: over the risk set at each event time (rows at risk,
+    censored at that time included, events at that time excluded), the pairs where the
+    patient with the event has the higher risk score; ties in the score count one half."""
     X = np.asarray(arrays["X"], dtype=float)
     eta = X @ coef
     stop = np.asarray(arrays["stop"], dtype=float)
@@ -532,21 +569,25 @@ def _concordance(arrays: dict[str, Any], coef: np.ndarray) -> float:
     conc = disc = tied = 0.0
     for s in np.unique(strata):
         rows = np.flatnonzero(strata == s)
-        e_rows = rows[ev[rows]]
-        st, et = stop[rows], eta[rows]
-        dead = ev[rows]
-        sta = None if start is None else start[rows]
-        for c in range(0, len(e_rows), 1024):
-            er = e_rows[c:c + 1024]
-            t = stop[er][:, None]
-            at_risk = st[None, :] >= t
-            if sta is not None:
-                at_risk &= sta[None, :] < t
-            # an event at the same time is a tie in time: not compared
-            at_risk &= ~((st[None, :] == t) & dead[None, :])
-            d = eta[er][:, None] - et[None, :]
-            conc += float(np.sum(at_risk & (d > 0)))
-            disc += float(np.sum(at_risk & (d < 0)))
-            tied += float(np.sum(at_risk & (d == 0)))
+        st, et, dead = stop[rows], eta[rows], ev[rows]
+        t = st[dead]
+        # stop order: descending time, censored before events at the same time
+        o = np.lexsort((dead, -st))
+        n_after = len(st) - np.searchsorted(np.sort(st), t, side="right")
+        cens_sorted = np.sort(st[~dead])
+        n_cens_at = (np.searchsorted(cens_sorted, t, side="right")
+                     - np.searchsorted(cens_sorted, t, side="left"))
+        prefix = n_after + n_cens_at
+        less, le = _count_below(et[o], prefix, et[dead])
+        size = prefix.astype(float)
+        if start is not None:
+            sa = start[rows]
+            o2 = np.argsort(-sa, kind="stable")
+            pre2 = len(sa) - np.searchsorted(np.sort(sa), t, side="left")  # start >= t
+            less2, le2 = _count_below(et[o2], pre2, et[dead])
+            less, le, size = less - less2, le - le2, size - pre2
+        conc += float(less.sum())
+        tied += float((le - less).sum())
+        disc += float((size - le).sum())
     total = conc + disc + tied
     return (conc + tied / 2) / total if total else float("nan")
