@@ -47,9 +47,10 @@ def test_cox_names_and_hazard_ratios(cox):
 
 
 def test_cox_accepts_a_cohort_through_its_survival_frame(cohort, cox):
-    # a Cohort is not a survival frame: the user passes cohort.survival_frame()
-    with pytest.raises(ValidationError, match="unknown_column"):
-        alsfrs.fit_cox(FORMULA, cohort)
+    direct = alsfrs.fit_cox(FORMULA, cohort)
+    pd.testing.assert_frame_equal(direct.summary(), cox.summary())
+    km = alsfrs.kaplan_meier("Surv(months, event) ~ sex", cohort)
+    assert km.group_labels == ["sex=F", "sex=M"]
 
 
 def test_ties_option_and_bad_option(frame):

@@ -8,11 +8,14 @@ covariates, left truncation) and robust (sandwich) standard errors, grouped by
 :mod:`alsfrs.survival._riskset`; every number is checked against R in
 ``tests/reference/survival_reference.R``.
 
-Why not statsmodels' ``PHReg``: it fits Efron ties and strata, but has no
-cluster-robust variance matching R's ``cluster()`` for Efron ties, no
-``cox.zph``, no concordance and no ``survfit.coxph`` baseline for Efron ties;
-all of these come from the same pseudo-event sums here, so one vectorised
-implementation gives them consistently.
+Why not statsmodels' ``PHReg``: its coefficients agree with R (Efron ties,
+strata, and — checked — ``entry`` on ``(start, stop]`` data, to 1e-12), but its
+robust variance (``fit(groups=...)``) differs from R's ``cluster()`` by up to
+0.5% with Efron ties (Breslow-type score residuals) and is NaN with ``entry``;
+it has no ``cox.zph``, no concordance and no ``survfit.coxph`` baseline for
+Efron ties. All of these come from the same pseudo-event sums here, so one
+vectorised implementation gives them consistently (and 5-10 times faster,
+``benchmarks/survival.py``).
 """
 
 from __future__ import annotations
@@ -113,9 +116,9 @@ def fit_cox(formula: str, data: Any, *, ties: str = "efron", robust: bool | None
         ``"Surv(months, event) ~ anxiolytic + hypnotic + antidepressant + age_at_dx + sex"``;
         ``Surv(start, stop, event)`` for time-varying covariates; ``strata(x)`` for a
         baseline hazard per level; ``cluster(id)`` for robust SEs grouped by ``id``.
-    data : DataFrame or object with ``to_frame()``
+    data : DataFrame or Cohort
         One row per patient (or per ``(start, stop]`` interval), e.g.
-        :meth:`Cohort.survival_frame`.
+        :meth:`Cohort.survival_frame`; a Cohort is used through its survival frame.
     ties : {"efron", "breslow"}
         Handling of tied event times; ``"efron"`` is R's default.
     robust : bool, optional

@@ -248,7 +248,9 @@ def survival_data(formula: str | SurvFormula, data: Any, *, covariates: bool = T
     ----------
     formula : str or SurvFormula
         ``Surv(time, event) ~ ...`` or ``Surv(start, stop, event) ~ ...``.
-    data : DataFrame or object with ``to_frame()``
+    data : DataFrame, Cohort, or object with ``to_frame()``
+        A Cohort (anything with ``survival_frame()``) is used through its
+        survival frame (months from diagnosis).
     covariates : bool, default True
         Whether the model needs covariates (Cox, clogit) or takes none (Kaplan–Meier,
         where the right-hand side names the groups).
@@ -270,6 +272,8 @@ def survival_data(formula: str | SurvFormula, data: Any, *, covariates: bool = T
     """
     f = formula if isinstance(formula, SurvFormula) else parse_surv_formula(
         formula, allow_cluster=allow_cluster)
+    if not isinstance(data, pd.DataFrame) and callable(getattr(data, "survival_frame", None)):
+        data = data.survival_frame()
     frame = as_frame(data)
     if len(frame) == 0:
         raise ValidationError(Problem(rule="no_data", message="the data have no rows"),
