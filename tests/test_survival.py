@@ -140,6 +140,13 @@ def test_km_at_median_and_logrank(km):
     assert lr["observed"].sum() == km.curves["n_event"].sum()
 
 
+def test_km_from_the_frame_without_a_formula(frame, km):
+    other = alsfrs.kaplan_meier(frame, group="onset_site")
+    pd.testing.assert_frame_equal(other.curves, km.curves)
+    with pytest.raises(ValidationError, match="bad_option"):
+        alsfrs.kaplan_meier(frame, frame)
+
+
 def test_km_single_curve_has_no_logrank(frame):
     km1 = alsfrs.kaplan_meier("Surv(months, event) ~ 1", frame)
     assert km1.group_labels == ["all"] and not km1.has_logrank

@@ -198,6 +198,10 @@ class CoxResult(Result):
     ``hazard_ratio``, ``se`` (the model-based SE), ``robust_se`` (when robust),
     ``z`` and ``p`` (from the robust SE when robust, as R), and the hazard
     ratio's interval ``ci_lower_95``/``ci_upper_95``.
+
+    The result keeps the model's covariate matrix, times, events, strata and
+    cluster codes (no identifiers), so that :meth:`cox_zph`, :meth:`baseline_hazard`,
+    :attr:`concordance` and :meth:`predict_survival` work after ``save``/``load``.
     """
 
     kind: ClassVar[str] = "cox"

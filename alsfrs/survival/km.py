@@ -100,17 +100,23 @@ def _groups_formula(formula: str) -> tuple[str, list[str]]:
     return f"{lhs} ~ {rhs}", groups
 
 
-def kaplan_meier(formula: str, data: Any, *, level: float = 0.95) -> KaplanMeierResult:
+def kaplan_meier(formula: Any, data: Any = None, *, time: str = "months",
+                 event: str = "event", group: str | None = None, level: float = 0.95
+                 ) -> KaplanMeierResult:
     """Kaplan–Meier survival curves by group, as R's ``survfit(Surv(...) ~ group)``.
 
     Parameters
     ----------
-    formula : str
+    formula : str, or the data
         ``"Surv(months, event) ~ 1"`` for one curve, ``"Surv(months, event) ~ sex"``
         or ``"~ sex + onset_site"`` for a curve per (combination of) level(s).
-        ``Surv(start, stop, event)`` (left truncation) is accepted.
-    data : DataFrame or object with ``to_frame()``
-        E.g. :meth:`Cohort.survival_frame`.
+        ``Surv(start, stop, event)`` (left truncation) is accepted. Instead of a
+        formula the data may come first: ``kaplan_meier(frame, group="sex")``
+        (with ``time`` and ``event`` naming the columns).
+    data : DataFrame or Cohort
+        E.g. :meth:`Cohort.survival_frame` (a Cohort is used through it).
+    time, event, group : str
+        Column names when no formula is given.
     level : float
         Confidence level of the pointwise intervals.
 
@@ -118,6 +124,11 @@ def kaplan_meier(formula: str, data: Any, *, level: float = 0.95) -> KaplanMeier
     -------
     KaplanMeierResult
     """
+    if not isinstance(formula, str):
+        if data is not None:
+            raise ValidationError(Problem(rule="bad_option", message=(
+                "give a formula and the data, or the data alone with time=, event=, group=")))
+        formula, data = f"Surv({time}, {event}) ~ {group or 1}", formula
     inner, groups = _groups_formula(formula)
     sd = survival_data(inner, data, covariates=False, allow_cluster=False,
                        context="the Kaplan–Meier data")
