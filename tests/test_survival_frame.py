@@ -148,3 +148,30 @@ def test_split_at_counting_process():
     np.testing.assert_array_equal(out["riluzole"], [0, 1, 0, 1])
     d = survival_data("Surv(start, stop, event) ~ riluzole + cluster(patient_id)", out)
     assert d.start is not None and d.cluster is not None and len(d.cluster_labels) == 3
+
+
+def test_treatment_start_from_dispensings_after_diagnosis():
+    from alsfrs.simulate import simulate_tables
+    from alsfrs.survival import treatment_start
+
+    visits, patients, disp, _ = simulate_tables(60, seed=5)
+    dx = pd.to_datetime(patients.set_index("patient_id")["diagnosis_date"])
+    ids = list(dx.index[:3])
+    extra = pd.DataFrame({  # riluzole 30 and 90 days after diagnosis; 10 days before for ids[2]
+        "patient_id": [ids[0], ids[0], ids[1], ids[2]],
+        "dispensing_date": [(dx[ids[0]] + pd.Timedelta(days=90)).strftime("%Y-%m-%d"),
+                            (dx[ids[0]] + pd.Timedelta(days=30)).strftime("%Y-%m-%d"),
+                            (dx[ids[1]] + pd.Timedelta(days=61)).strftime("%Y-%m-%d"),
+                            (dx[ids[2]] - pd.Timedelta(days=10)).strftime("%Y-%m-%d")],
+        "atc": "N07XX02", "ddd": 30.0})
+    c = alsfrs.Cohort(visits, patients, pd.concat([disp, extra], ignore_index=True))
+    start = treatment_start(c, "N07XX02")
+    assert start.name == "months_to_n07xx02" and len(start) == c.n_patients
+    assert start[ids[0]] == pytest.approx(30 / 30.4375)
+    assert start[ids[1]] == pytest.approx(61 / 30.4375)
+    assert np.isnan(start[ids[2]]) and start.notna().sum() == 2
+    f = c.survival_frame()
+    f["riluzole_start"] = f["patient_id"].map(start)
+    tv = split_at(f, "riluzole_start", "riluzole")
+    assert len(tv) == len(f) + int(((f["riluzole_start"] > 0)
+                                    & (f["riluzole_start"] < f["months"])).sum())

@@ -14,6 +14,7 @@ from alsfrs.survival.frame import (
     split_at,
     survival_data,
     survival_frame,
+    treatment_start,
 )
 from alsfrs.survival.surv import SurvFormula, parse_surv_formula
 
@@ -25,4 +26,5 @@ __all__ = [
     "split_at",
     "survival_data",
     "survival_frame",
+    "treatment_start",
 ]

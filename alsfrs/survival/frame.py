@@ -37,6 +37,7 @@ __all__ = [
     "split_at",
     "survival_data",
     "survival_frame",
+    "treatment_start",
 ]
 
 #: Time origins of :func:`survival_frame`.
@@ -131,6 +132,52 @@ def survival_frame(cohort: Any, origin: str = "diagnosis") -> pd.DataFrame:
 def excluded_patients(frame: pd.DataFrame) -> pd.DataFrame:
     """The patients left out of a :func:`survival_frame`, with the rule and reason."""
     return pd.DataFrame.from_records(frame.attrs.get("excluded", []), columns=EXCLUDED_COLUMNS)
+
+
+def treatment_start(cohort: Any, atc: str | Sequence[str]) -> pd.Series:
+    """Months from diagnosis to the first dispensing after diagnosis of a drug.
+
+    For a treatment started during follow-up, e.g. riluzole (ATC ``N07XX02``) or
+    edaravone (``N07XX14``); use with :func:`split_at` to fit it as a time-varying
+    covariate.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A cohort with dispensings.
+    atc : str or sequence of str
+        ATC code prefix(es) of the drug.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by ``patient_id`` (every patient of the cohort), NaN for patients
+        never dispensed the drug after diagnosis.
+    """
+    from alsfrs.exposure import dispensing_months
+
+    tables = getattr(cohort, "tables", {})
+    if "dispensings" not in tables:
+        raise ValidationError(Problem(rule="no_dispensings", message=(
+            "treatment start times need the cohort's dispensings")))
+    disp, pats = tables["dispensings"], tables["patients"]
+    known = disp.data["patient_id"].isin(pats.data["patient_id"]).to_numpy()
+    d = disp.data.loc[known]
+    from alsfrs.io._table import Table
+
+    months = dispensing_months(Table("dispensings", d, disp.exclusions, disp.source, len(d),
+                                     disp.meta), pats).to_numpy()
+    prefixes = (atc,) if isinstance(atc, str) else tuple(atc)
+    code = d["atc"].astype(str).str.upper()
+    hit = np.zeros(len(d), dtype=bool)
+    for pre in prefixes:
+        hit |= code.str.startswith(pre.upper().strip()).to_numpy()
+    sel = hit & (months >= 0)
+    first = pd.Series(months[sel], index=d["patient_id"].to_numpy()[sel]).groupby(level=0).min()
+    out = first.reindex(cohort.patients.index)
+    out.name = "months_to_" + "_".join(p.lower() for p in prefixes)
+    out.index.name = "patient_id"
+    return out
 
 
 def split_at(frame: pd.DataFrame, switch: str, covariate: str, *, time: str = "months",
