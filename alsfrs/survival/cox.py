@@ -353,14 +353,19 @@ class CoxResult(Result):
         else:
             stratum = [0] * len(frame)
         bh = self.baseline_hazard()
-        out = {}
-        lp = X @ self.coef
-        for j, (s, e) in enumerate(zip(stratum, lp, strict=True)):
-            b = bh[bh["stratum"] == self.strata_labels[s]]
+        stratum = np.asarray(stratum, dtype=int)
+        H = np.zeros((len(times), len(frame)))
+        for k, label in enumerate(self.strata_labels):
+            cols = np.flatnonzero(stratum == k)
+            if not len(cols):
+                continue
+            b = bh[bh["stratum"] == label]
             idx = np.searchsorted(b["time"].to_numpy(), times, side="right") - 1
-            H = np.where(idx >= 0, b["cumulative_hazard"].to_numpy()[np.maximum(idx, 0)], 0.0)
-            out[frame.index[j]] = np.exp(-H * np.exp(e))
-        return pd.DataFrame(out, index=pd.Index(times, name="time"))
+            h0 = np.where(idx >= 0, b["cumulative_hazard"].to_numpy()[np.maximum(idx, 0)], 0.0)
+            H[:, cols] = h0[:, None]
+        surv = np.exp(-H * np.exp(X @ self.coef)[None, :])
+        out = pd.DataFrame(surv, index=pd.Index(times, name="time"), columns=frame.index)
+        return out
 
     def _design(self):
         if self.covariate_frame is None:
