@@ -125,6 +125,25 @@ def test_cox_predicted_survival(name):
     k = np.asarray(p["surv"]).shape[1]
     pred = fit.predict_survival(d.iloc[:k], p["times"])
     assert rel(pred.to_numpy(), p["surv"]) < 1e-6
+    ci = fit.predict_survival(d.iloc[:k], p["times"], ci=True)
+    for col in ("survival", "std_err", "lower", "upper"):
+        key = {"survival": "surv"}.get(col, col)
+        wide = ci.pivot(index="time", columns="row", values=col).to_numpy()
+        assert rel(wide, p[key]) < 1e-6, col
+
+
+def test_cox_predicted_intervals_with_strata_and_robust_variance():
+    ref = fixture("cox_cohort_strata_predicted")
+    d = data("cohort_survival")
+    fit = fit_cox(ref["formula"], d, robust=True)
+    rows = d.iloc[ref["rows"]]
+    ci = fit.predict_survival(rows, ref["curves"][0]["times"], ci=True)
+    for j, curve in enumerate(ref["curves"]):
+        got = ci[ci["row"] == rows.index[j]]
+        assert rows["onset_site"].iloc[j] == curve["onset_site"]
+        for col, key in (("survival", "surv"), ("std_err", "std_err"), ("lower", "lower"),
+                         ("upper", "upper")):
+            assert rel(got[col], curve[key]) < 1e-6, col
 
 
 KM = ["km_lung_sex", "km_veteran_celltype", "km_cohort_antidepressant", "km_cohort_all"]

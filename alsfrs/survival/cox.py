@@ -328,32 +328,35 @@ class CoxResult(Result):
                                       "cumulative_hazard": cum[idx]}))
         return pd.concat(rows, ignore_index=True)
 
-    def predict_survival(self, data: Any, times: Any) -> pd.DataFrame:
-        """Predicted survival curves, one column per row of ``data`` (R's
-        ``survfit(fit, newdata)``), at ``times`` (one row each).
+    def predict_survival(self, data: Any, times: Any, *, ci: bool = False) -> pd.DataFrame:
+        """Predicted survival curves of the rows of ``data`` (R's ``survfit(fit, newdata)``).
 
-        With strata the rows of ``data`` need the strata columns.
+        Parameters
+        ----------
+        data : DataFrame
+            Covariates (and strata columns, for stratified fits) of the patients.
+        times : float or sequence of float
+        ci : bool, default False
+            Also the standard error and the log-transformed interval (R's default
+            ``conf.type = "log"``; the variance of the cumulative hazard includes the
+            uncertainty of the coefficients, robust when the fit is robust).
+
+        Returns
+        -------
+        DataFrame
+            Without ``ci``: times × rows of ``data``. With ``ci``: one row per
+            patient and time, columns ``row, time, survival, std_err`` (of the
+            survival), ``lower``, ``upper``.
         """
-        times = np.atleast_1d(np.asarray(times, dtype=float))
-        X = self._design().design(data)
-        f = parse_surv_formula(self.formula)
+        if ci:
+            return self._predict_interval(data, times)
         from alsfrs.matrices import as_frame
 
+        times = np.atleast_1d(np.asarray(times, dtype=float))
         frame = as_frame(data)
-        if f.strata:
-            keys = frame[list(f.strata)].astype(str)
-            lab = (f.strata[0] + "=" + keys[f.strata[0]] if len(f.strata) == 1 else
-                   keys.apply(lambda r: ", ".join(f"{k}={r[k]}" for k in f.strata), axis=1))
-            unknown = sorted(set(lab) - set(self.strata_labels))
-            if unknown:
-                raise ValidationError(Problem(rule="unknown_level", message=(
-                    f"strata {', '.join(unknown)} were not in the fitted data")),
-                    context="new data")
-            stratum = [self.strata_labels.index(v) for v in lab]
-        else:
-            stratum = [0] * len(frame)
+        X = self._design().design(frame)
+        stratum = self._strata_of(frame)
         bh = self.baseline_hazard()
-        stratum = np.asarray(stratum, dtype=int)
         H = np.zeros((len(times), len(frame)))
         for k, label in enumerate(self.strata_labels):
             cols = np.flatnonzero(stratum == k)
@@ -366,6 +369,55 @@ class CoxResult(Result):
         surv = np.exp(-H * np.exp(X @ self.coef)[None, :])
         out = pd.DataFrame(surv, index=pd.Index(times, name="time"), columns=frame.index)
         return out
+
+    def _predict_interval(self, data: Any, times: Any) -> pd.DataFrame:
+        from alsfrs.matrices import as_frame
+
+        times = np.atleast_1d(np.asarray(times, dtype=float))
+        frame = as_frame(data)
+        X = self._design().design(frame)
+        stratum = self._strata_of(frame)
+        rs, ps = self._pseudo
+        V = self.robust_var if self.robust else self.var
+        xc = X - rs.means
+        risk = np.exp(xc @ self.coef)
+        h = ps.h * np.exp(-ps.shift)  # increments with risk scores exp((x - means) beta)
+        z = stats.norm.ppf(0.5 + self.level / 2)
+        rows = []
+        for k in range(len(self.strata_labels)):
+            cols = np.flatnonzero(stratum == k)
+            sel = ps.stratum == k
+            if not len(cols):
+                continue
+            cH = np.concatenate(([0.0], np.cumsum(h[sel])))
+            cH2 = np.concatenate(([0.0], np.cumsum(h[sel] ** 2)))
+            cXH = np.vstack([np.zeros((1, len(self.coef))),
+                             np.cumsum(h[sel][:, None] * ps.xbar[sel], axis=0)])
+            J = np.searchsorted(ps.time[sel], times, side="right")
+            for c in cols:
+                dt = cH[J][:, None] * xc[c][None, :] - cXH[J]
+                var_h = (cH2[J] + np.einsum("tp,pq,tq->t", dt, V, dt)) * risk[c] ** 2
+                cum = cH[J] * risk[c]
+                surv = np.exp(-cum)
+                se = np.sqrt(var_h)
+                rows.append(pd.DataFrame({
+                    "row": frame.index[c], "time": times, "survival": surv,
+                    "std_err": surv * se, "lower": surv * np.exp(-z * se),
+                    "upper": np.minimum(surv * np.exp(z * se), 1.0)}))
+        return pd.concat(rows, ignore_index=True)
+
+    def _strata_of(self, frame: pd.DataFrame) -> np.ndarray:
+        f = parse_surv_formula(self.formula)
+        if not f.strata:
+            return np.zeros(len(frame), dtype=int)
+        keys = frame[list(f.strata)].astype(str)
+        lab = (f.strata[0] + "=" + keys[f.strata[0]] if len(f.strata) == 1 else
+               keys.apply(lambda r: ", ".join(f"{k}={r[k]}" for k in f.strata), axis=1))
+        unknown = sorted(set(lab) - set(self.strata_labels))
+        if unknown:
+            raise ValidationError(Problem(rule="unknown_level", message=(
+                f"strata {', '.join(unknown)} were not in the fitted data")), context="new data")
+        return np.array([self.strata_labels.index(v) for v in lab], dtype=int)
 
     def _design(self):
         if self.covariate_frame is None:

@@ -83,7 +83,10 @@ cox_record <- function(fit, data, formula_py, newdata = NULL, times = NULL) {
   if (!is.null(newdata)) {
     sf <- survfit(fit, newdata = newdata)
     ss <- summary(sf, times = times, extend = TRUE)
-    rec$predicted <- list(times = times, surv = unname(as.matrix(ss$surv)))
+    rec$predicted <- list(times = times, surv = unname(as.matrix(ss$surv)),
+                          std_err = unname(as.matrix(ss$std.err)),
+                          lower = unname(as.matrix(ss$lower)),
+                          upper = unname(as.matrix(ss$upper)))
   }
   rec
 }
@@ -119,6 +122,16 @@ f8 <- coxph(Surv(months, event) ~ antidepressant + age_at_dx + strata(onset_site
             data = cohort, robust = TRUE, control = ctrl)
 save(cox_record(f8, cohort, "Surv(months, event) ~ antidepressant + age_at_dx + strata(onset_site)"),
      "cox_cohort_robust_strata")
+# predicted curves with intervals for one new patient per stratum (robust variance)
+nd <- cohort[c(1, which(cohort$onset_site == "bulbar")[1]), ]
+pr <- lapply(seq_len(nrow(nd)), function(i) {
+  ss <- summary(survfit(f8, newdata = nd[i, ]), times = c(6, 12, 24), extend = TRUE)
+  list(row = i - 1, onset_site = as.character(nd$onset_site[i]), times = ss$time,
+       surv = ss$surv, std_err = ss$std.err, lower = ss$lower, upper = ss$upper)
+})
+save(list(formula = "Surv(months, event) ~ antidepressant + age_at_dx + strata(onset_site)",
+          rows = c(0, which(cohort$onset_site == "bulbar")[1] - 1), curves = pr),
+     "cox_cohort_strata_predicted")
 
 # -- Kaplan-Meier and log-rank ----------------------------------------------------------
 km_record <- function(fit, formula_py, times, sd = NULL) {
