@@ -113,8 +113,15 @@ class _Clogit:
         self.ncase = np.bincount(self.sets, weights=self.case, minlength=n_sets).astype(int)
         single = self.ncase == 1
         self.single_rows = single[self.sets]
-        self.multi = [(int(self.starts[s]), int(self.starts[s] + counts[s]), int(self.ncase[s]))
-                      for s in np.flatnonzero(~single)]
+        # sets with several cases, grouped by (size, cases) so the recursion runs once
+        # per group over stacked sets
+        groups: dict[tuple[int, int], list[int]] = {}
+        for s in np.flatnonzero(~single):
+            groups.setdefault((int(counts[s]), int(self.ncase[s])), []).append(int(s))
+        self.multi = []
+        for (size, d), sets_ in groups.items():
+            rows = (self.starts[np.array(sets_)][:, None] + np.arange(size)[None, :])
+            self.multi.append((rows, d))
         rows = self.single_rows
         self.s_sets = self.sets[rows]
         s_counts = np.bincount(self.s_sets, minlength=n_sets)[single]
@@ -142,28 +149,31 @@ class _Clogit:
             ll += float(eta[self.cases_s].sum() - (np.log(S0) + mx).sum())
             u += X[self.cases_s].sum(axis=0) - m.sum(axis=0)
             info += (S2 / S0[:, None, None]).sum(axis=0) - m.T @ m
-        for a, b, d in self.multi:
-            X = self.X[a:b]
-            eta = X @ beta
-            mx = float(eta.max())
-            r = np.exp(eta - mx)
-            B = np.zeros(d + 1)
-            B[0] = 1.0
-            dB = np.zeros((d + 1, p))
-            d2B = np.zeros((d + 1, p, p))
-            for i in range(b - a):
-                x, ri = X[i], r[i]
-                xx = np.outer(x, x)
-                d2B[1:] = d2B[1:] + ri * (xx[None] * B[:-1, None, None]
-                                          + x[None, :, None] * dB[:-1, None, :]
-                                          + dB[:-1, :, None] * x[None, None, :] + d2B[:-1])
-                dB[1:] = dB[1:] + ri * (x[None, :] * B[:-1, None] + dB[:-1])
-                B[1:] = B[1:] + ri * B[:-1]
-            g = dB[d] / B[d]
-            cs = self.case[a:b]
-            ll += float(eta[cs].sum() - (np.log(B[d]) + d * mx))
-            u += X[cs].sum(axis=0) - g
-            info += d2B[d] / B[d] - np.outer(g, g)
+        for rows, d in self.multi:
+            X = self.X[rows]  # (G, n, p)
+            eta = X @ beta  # (G, n)
+            mx = eta.max(axis=1)
+            r = np.exp(eta - mx[:, None])
+            G, n = eta.shape
+            B = np.zeros((G, d + 1))
+            B[:, 0] = 1.0
+            dB = np.zeros((G, d + 1, p))
+            d2B = np.zeros((G, d + 1, p, p))
+            for i in range(n):
+                x, ri = X[:, i, :], r[:, i]
+                xx = x[:, :, None] * x[:, None, :]
+                d2B[:, 1:] = d2B[:, 1:] + ri[:, None, None, None] * (
+                    xx[:, None] * B[:, :-1, None, None]
+                    + x[:, None, :, None] * dB[:, :-1, None, :]
+                    + dB[:, :-1, :, None] * x[:, None, None, :] + d2B[:, :-1])
+                dB[:, 1:] = dB[:, 1:] + ri[:, None, None] * (x[:, None, :] * B[:, :-1, None]
+                                                             + dB[:, :-1])
+                B[:, 1:] = B[:, 1:] + ri[:, None] * B[:, :-1]
+            g = dB[:, d] / B[:, d, None]
+            cs = self.case[rows]
+            ll += float((eta * cs).sum() - (np.log(B[:, d]) + d * mx).sum())
+            u += (X * cs[:, :, None]).sum(axis=(0, 1)) - g.sum(axis=0)
+            info += (d2B[:, d] / B[:, d, None, None]).sum(axis=0) - g.T @ g
         return ll, u, info
 
 
