@@ -47,6 +47,8 @@ def _print_problems(err: ValidationError, limit: int | None = None) -> None:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from alsfrs.simulate import simulate_tables
 
+    if getattr(args, "case_control", False):
+        return _simulate_case_control(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     visits, patients, disp, truth = simulate_tables(args.n_patients, args.seed)
@@ -58,6 +60,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
           f"{len(visits)} visits, {len(disp)} dispensings")
     for name in ("visits.csv", "patients.csv", "dispensings.csv", "truth.json"):
         print(f"  wrote {out / name}")
+    return EXIT_OK
+
+
+def _simulate_case_control(args: argparse.Namespace) -> int:
+    from alsfrs.simulate import simulate_case_control
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    study = simulate_case_control(args.n_cases, args.controls_per_case, args.seed)
+    study.sets.to_csv(out / "sets.csv", index=False)
+    study.dispensings.to_csv(out / "dispensings.csv", index=False)
+    (out / "truth.json").write_text(json.dumps(study.truth, indent=1) + "\n")
+    print(f"simulated {args.n_cases} cases with {args.controls_per_case} matched controls each "
+          f"(seed {study.truth['seed']}): {len(study.dispensings)} dispensings")
+    for name in ("sets.csv", "dispensings.csv", "truth.json"):
+        print(f"  wrote {out / name}")
+    print("read with alsfrs.read_case_control(sets, dispensings); fit with "
+          "alsfrs.fit_clogit(truth['formula'], study)")
     return EXIT_OK
 
 
@@ -375,6 +395,12 @@ def _add_simulate(sub: Any) -> None:
     p.add_argument("--n-patients", type=int, default=1000, help="patients (default 1000)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--case-control", action="store_true",
+                   help="write a matched case-control study instead (sets.csv, dispensings.csv, "
+                        "truth.json)")
+    p.add_argument("--n-cases", type=int, default=1000, help="cases (--case-control; 1000)")
+    p.add_argument("--controls-per-case", type=int, default=5,
+                   help="age- and sex-matched controls per case (--case-control; 5)")
     p.set_defaults(func=cmd_simulate)
 
 
