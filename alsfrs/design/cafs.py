@@ -387,7 +387,7 @@ def cafs_frame(data: Any, *, group: str, horizon_months: float = 12.0, time: str
     Returns
     -------
     DataFrame
-        Index ``id``; columns ``group``, ``time``, ``event``, ``change``,
+        Index ``id``; columns ``<group>``, ``time``, ``event``, ``change``,
         ``baseline``, ``last_visit``.
     """
     frame = data.to_frame() if hasattr(data, "to_frame") else data
@@ -412,7 +412,7 @@ def cafs_frame(data: Any, *, group: str, horizon_months: float = 12.0, time: str
     last = within.groupby(id, sort=True).last()
     ev_time = g[event_time].first() - t0
     out = pd.DataFrame({
-        "group": g[group].first(),
+        group: g[group].first(),
         "time": ev_time.clip(lower=0),
         "event": g[event].first().astype(int),
         "change": last[outcome] - y0,
