@@ -16,16 +16,24 @@ from alsfrs.design.formulas import (
     variance_factor,
 )
 from alsfrs.design.pilot import PilotParameters, pilot_parameters
-from alsfrs.design.results import SampleSizeResult
+from alsfrs.design.cafs import CafsResult, cafs, cafs_frame
+from alsfrs.design.results import PowerSimulationResult, SampleSizeResult
+from alsfrs.design.simulate import DeathModel, simulate_power
 
 __all__ = [
     "METHODS",
+    "CafsResult",
+    "DeathModel",
     "PilotParameters",
+    "PowerSimulationResult",
     "SampleSizeResult",
     "attrition_pattern",
+    "cafs",
+    "cafs_frame",
     "detectable_effect",
     "pilot_parameters",
     "power",
     "sample_size",
+    "simulate_power",
     "variance_factor",
 ]

@@ -20,7 +20,7 @@ from alsfrs.results import (
     diagnostics_frame,
 )
 
-__all__ = ["SampleSizeResult", "power_curve_figure"]
+__all__ = ["PowerSimulationResult", "SampleSizeResult", "clopper_pearson", "power_curve_figure"]
 
 METHOD_NAMES = {
     "edland": "Ard & Edland (2011), attrition-weighted",
@@ -287,3 +287,173 @@ def power_curve_figure(n: Any, curves: dict[str, Any], *, target: float | None =
 def _ceil(x: float) -> int:
     # guard against 68.00000000001 from floating point
     return int(math.ceil(x - 1e-9))
+
+
+def clopper_pearson(k: Any, n: Any, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Exact binomial interval for k successes in n trials."""
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    a = 1 - level
+    with np.errstate(invalid="ignore"):
+        lo = np.where(k > 0, stats.beta.ppf(a / 2, k, n - k + 1), 0.0)
+        hi = np.where(k < n, stats.beta.ppf(1 - a / 2, k + 1, n - k), 1.0)
+    return lo, hi
+
+
+class PowerSimulationResult(Result):
+    """Power of a trial design by simulation.
+
+    Attributes
+    ----------
+    trials : DataFrame
+        One row per trial and grid cell: ``trial``, ``cell``, ``n_per_arm``,
+        ``n_control``, ``effect``, ``estimate``, ``std_error``, ``p_value``,
+        ``warning``, ``deaths``, ``completers``, ``visits``.
+    pilot : PilotParameters
+    settings : dict
+    seed : int
+    """
+
+    kind: ClassVar[str] = "power_simulation"
+
+    def __init__(self, trials: pd.DataFrame, pilot: PilotParameters, settings: dict[str, Any],
+                 seed: int) -> None:
+        self.trials = trials
+        self.pilot = pilot
+        self.settings = settings
+        self.seed = int(seed)
+
+    @property
+    def alpha(self) -> float:
+        return float(self.settings["alpha"])
+
+    @property
+    def power(self) -> float:
+        """Simulated power (of the first grid cell)."""
+        return float(self.summary()["power"].iloc[0])
+
+    def summary(self) -> pd.DataFrame:
+        """One row per grid cell: power with its 95% Monte Carlo (Clopper–Pearson)
+        interval, bias, empirical SD and mean SE of the estimate, coverage of its 95%
+        Wald interval, share of fits with warnings, mean share of deaths, and the
+        Edland formula's power for the same design without deaths or missed visits."""
+        tr = self.trials
+        z = stats.norm.ppf(0.975)
+        out = []
+        for cell, g in tr.groupby("cell", sort=True):
+            n1, n0, eff = int(g["n_per_arm"].iloc[0]), int(g["n_control"].iloc[0]), float(
+                g["effect"].iloc[0])
+            rej = (g["p_value"] < self.alpha).to_numpy()
+            k, n = int(rej.sum()), len(g)
+            lo, hi = clopper_pearson(k, n)
+            est, se = g["estimate"].to_numpy(float), g["std_error"].to_numpy(float)
+            ok = np.isfinite(est) & np.isfinite(se)
+            is_slope = self.settings["analysis"] == "lmm"
+            cover = (np.abs(est[ok] - eff) <= z * se[ok]).mean() if is_slope and ok.any() \
+                else np.nan
+            out.append({
+                "cell": int(cell), "n_per_arm": n1, "n_control": n0, "effect": eff,
+                "pct_slowing": eff / abs(self.pilot.slope) if self.pilot.slope else np.nan,
+                "trials": n, "rejections": k, "power": k / n,
+                "power_ci_lower_95": float(lo), "power_ci_upper_95": float(hi),
+                "bias": float(est[ok].mean() - eff) if is_slope and ok.any() else np.nan,
+                "empirical_sd": float(est[ok].std(ddof=1)) if is_slope and ok.sum() > 1
+                else np.nan,
+                "mean_std_error": float(se[ok].mean()) if is_slope and ok.any() else np.nan,
+                "coverage_95": float(cover),
+                "share_warnings": float(g["warning"].astype(bool).mean()),
+                "share_dead": float((g["deaths"] / (n1 + n0)).mean()),
+                "formula_power_edland": self._formula_power(n1, eff),
+            })
+        return pd.DataFrame(out).set_index("cell")
+
+    def _formula_power(self, n1: int, effect: float) -> float:
+        from alsfrs.design.formulas import power
+
+        try:
+            return power(self.pilot, n_per_arm=n1, effect=effect,
+                         months=self.settings["months"], ratio=self.settings["ratio"],
+                         attrition=self.settings["attrition"], alpha=self.alpha).power
+        except ValueError:  # pragma: no cover - formula not applicable
+            return float("nan")
+
+    def diagnostics(self) -> pd.DataFrame:
+        s = self.summary()
+        worst_w = float(s["share_warnings"].max())
+        rows: list[Sequence[Any]] = [
+            ("share_warnings", worst_w, "< 0.05 of trials with fit warnings or failures",
+             worst_w < 0.05),
+            ("trials", int(s["trials"].min()), ">= 1000 per cell for a ±3% Monte Carlo interval",
+             int(s["trials"].min()) >= 1000),
+        ]
+        if self.settings["analysis"] == "lmm":
+            cov = float(s["coverage_95"].min())
+            rows.append(("coverage_95", cov, "within the Monte Carlo range of 0.95",
+                         abs(cov - 0.95) < 3 * math.sqrt(0.95 * 0.05 / s["trials"].min()),
+                         "Wald interval of the slope difference"))
+        return diagnostics_frame(rows)
+
+    @property
+    def model_spec(self) -> ModelRecord:
+        formula = self.settings.get("lmm_formula") if self.settings["analysis"] == "lmm" else None
+        return ModelRecord(formula=formula, engine=f"simulation:{self.settings['analysis']}",
+                           settings=dict(self.settings), seed=self.seed)
+
+    def _display(self) -> Display:
+        st = self.settings
+        header = [
+            ("analysis", str(st["analysis"])),
+            ("trials", f"{st['n_trials']:,} per cell (seed {self.seed})"),
+            ("visits (months)", _fmt_list(st["months"])),
+            ("death / IMV", "none" if st["death"] == "none" else
+             f"joint-model hazard, HR {st['death_model']['hr_per_point']:g} per point lower "
+             f"ALSFRS-R, baseline {st['baseline_hazard']:.4g}/month"),
+            ("alpha", f"{self.alpha:g} (two-sided)"),
+        ]
+        cols = ["n_per_arm", "n_control", "effect", "power", "power_ci_lower_95",
+                "power_ci_upper_95", "bias", "coverage_95", "share_warnings", "share_dead",
+                "formula_power_edland"]
+        return Display(title="Power by simulation", header=header,
+                       tables=[DisplayTable("Power", self.summary()[cols], digits=3)],
+                       notes=["formula_power_edland: Edland's formula for the same visits "
+                              "and attrition, without deaths or missed visits."])
+
+    def _to_payload(self) -> Payload:
+        return Payload(fields={"pilot": self.pilot.to_dict(), "settings": self.settings,
+                               "seed": self.seed}, tables={"trials": self.trials})
+
+    @classmethod
+    def _from_payload(cls, payload: Payload) -> PowerSimulationResult:
+        f = payload.fields
+        return cls(trials=payload.tables["trials"], pilot=PilotParameters(**f["pilot"]),
+                   settings=dict(f["settings"]), seed=f["seed"])
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        return (f"<PowerSimulationResult {self.settings['analysis']}: {len(s)} cell(s), "
+                f"power {s['power'].iloc[0]:.3f}>")
+
+    def power_curve(self, formula: bool = True, ax: Any = None) -> Any:
+        """Simulated power against n per arm, one line per effect, with 95% Monte Carlo
+        bands (and Edland's formula, dashed grey, for the same design without deaths)."""
+        s = self.summary()
+        curves, bands, ns = {}, {}, {}
+        for eff, g in s.groupby("effect", sort=True):
+            g = g.sort_values("n_per_arm")
+            pct = g["pct_slowing"].iloc[0]
+            lab = f"{100 * pct:.0f}% slowing" if np.isfinite(pct) else f"{eff:.3g} points/month"
+            ns[lab] = g["n_per_arm"].to_numpy()
+            curves[lab] = g["power"].to_numpy()
+            bands[lab] = (g["power_ci_lower_95"].to_numpy(), g["power_ci_upper_95"].to_numpy())
+            if formula:
+                curves[lab + " (formula)"] = g["formula_power_edland"].to_numpy()
+        fig = None
+        for lab, y in curves.items():
+            base = lab.removesuffix(" (formula)")
+            fig = power_curve_figure(ns[base], {lab: y}, ax=ax, markers=lab == base,
+                                     intervals={lab: bands[lab]} if lab in bands else None,
+                                     title=f"Power by simulation ({self.settings['analysis']})")
+            ax = fig.axes[0]
+            if lab != base:
+                ax.get_lines()[-1].set(linestyle="--", linewidth=0.9)
+        return fig
