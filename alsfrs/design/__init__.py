@@ -16,21 +16,25 @@ from alsfrs.design.formulas import (
     variance_factor,
 )
 from alsfrs.design.pilot import PilotParameters, pilot_parameters
+from alsfrs.design.assurance import AssuranceResult, assurance, normal_assurance
 from alsfrs.design.cafs import CafsResult, cafs, cafs_frame
 from alsfrs.design.results import PowerSimulationResult, SampleSizeResult
 from alsfrs.design.simulate import DeathModel, simulate_power
 
 __all__ = [
     "METHODS",
+    "AssuranceResult",
     "CafsResult",
     "DeathModel",
     "PilotParameters",
     "PowerSimulationResult",
     "SampleSizeResult",
+    "assurance",
     "attrition_pattern",
     "cafs",
     "cafs_frame",
     "detectable_effect",
+    "normal_assurance",
     "pilot_parameters",
     "power",
     "sample_size",

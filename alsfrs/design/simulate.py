@@ -147,6 +147,7 @@ class _Spec:
     alpha: float
     horizon: float
     lmm_formula: str
+    effect_draws: tuple[float, ...] | None = None  # per-trial effects (assurance)
 
 
 def simulate_trial(spec: _Spec, rng: np.random.Generator, n1: int, n0: int, effect: float,
@@ -265,6 +266,8 @@ def _run_batch(spec: _Spec, entropy: int, spawn_key: tuple[int, ...], trials: li
         for k in trials:
             draws = _draws(rng, n1max, n0max, len(spec.months))
             for cell, (n1, n0, eff) in enumerate(spec.grid):
+                if spec.effect_draws is not None:
+                    eff = spec.effect_draws[k]
                 long, pats = simulate_trial(spec, rng, n1, n0, eff, draws)
                 res = _analyse(spec, long, pats)
                 rows.append({"trial": k, "cell": cell, "n_per_arm": n1, "n_control": n0,
@@ -289,7 +292,8 @@ def simulate_power(pilot: Any, n_per_arm: int | Sequence[int], effect: float | S
                    ratio: float = 1.0, alpha: float = 0.05, seed: int | None = None,
                    executor: Executor | None = None, batch_size: int = 20,
                    progress: bool = False, time: str | None = None,
-                   lmm_formula: str = LMM_FORMULA) -> Any:
+                   lmm_formula: str = LMM_FORMULA, _effect_draws: Sequence[float] | None = None
+                   ) -> Any:
     """Power of a two-arm trial by simulation from a pilot model.
 
     Parameters
@@ -386,7 +390,13 @@ def simulate_power(pilot: Any, n_per_arm: int | Sequence[int], effect: float | S
     spec = _Spec(pilot=pp, months=tuple(t.tolist()), attrition=tuple(p.tolist()),
                  missed_visit=float(missed_visit), death=dm, baseline_hazard=float(baseline),
                  ratio=ratio, grid=grid, analysis=analysis, alpha=alpha, horizon=float(t[-1]),
-                 lmm_formula=lmm_formula)
+                 lmm_formula=lmm_formula,
+                 effect_draws=None if _effect_draws is None else tuple(
+                     float(e) for e in _effect_draws))
+    if _effect_draws is not None and (len(grid) != 1 or len(_effect_draws) != n_trials):
+        raise ValidationError(Problem(rule="bad_setting", column="effect",
+                                      message="per-trial effects need one size and one effect "
+                                              "draw per trial"))
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**63))
     root = np.random.SeedSequence(int(seed))
