@@ -11,8 +11,10 @@ Depth lives in the modules: :mod:`alsfrs.instrument`, :mod:`alsfrs.io`,
 :mod:`alsfrs.exposure`, :mod:`alsfrs.simulate`, :mod:`alsfrs.spec` ...
 """
 
+from alsfrs import design
 from alsfrs.bayes import BayesResult, compare, fit_bayes, prior_predictive
 from alsfrs.cohort import Cohort
+from alsfrs.design import cafs
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.exposure import REM_SUPPRESSION, derive_exposures
 from alsfrs.io import Table, read_dispensings, read_patients, read_proact, read_visits
@@ -35,8 +37,10 @@ __all__ = [
     "ValidationError",
     "__version__",
     "available_specs",
+    "cafs",
     "compare",
     "derive_exposures",
+    "design",
     "fit_bayes",
     "fit_lmm",
     "load_result",

@@ -302,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List the catalogue of named model specifications.")
     p.add_argument("name", nargs="?", help="a specification to show")
     p.set_defaults(func=cmd_specs)
+
+    from alsfrs.design.cli import add_parser as add_design_parser
+
+    add_design_parser(sub)
     return parser
 
 

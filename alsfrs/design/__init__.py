@@ -7,6 +7,8 @@ The common path::
     alsfrs.design.sample_size(fit, pct_slowing=0.25, months=[0, 3, 6, 9, 12], power=0.8)
 """
 
+from alsfrs.design.assurance import AssuranceResult, assurance, normal_assurance
+from alsfrs.design.cafs import CafsResult, cafs, cafs_frame
 from alsfrs.design.formulas import (
     METHODS,
     attrition_pattern,
@@ -16,8 +18,6 @@ from alsfrs.design.formulas import (
     variance_factor,
 )
 from alsfrs.design.pilot import PilotParameters, pilot_parameters
-from alsfrs.design.assurance import AssuranceResult, assurance, normal_assurance
-from alsfrs.design.cafs import CafsResult, cafs, cafs_frame
 from alsfrs.design.results import PowerSimulationResult, SampleSizeResult
 from alsfrs.design.simulate import DeathModel, simulate_power
 

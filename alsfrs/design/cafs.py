@@ -237,7 +237,7 @@ def cafs(patients: pd.DataFrame, *, group: str = "arm", time: str = "time",
         raise ValidationError(Problem(rule="bad_setting", column="treatment",
                                       message=f"treatment {treatment!r} is not a level of "
                                               f"{group!r} ({levels})"))
-    control = [v for v in levels if v != treatment][0]
+    control = next(v for v in levels if v != treatment)
     s = _as_set(frame, time, event, change, float(horizon_months))
     kw = dict(censored=censored, time_tie=time_tie, change_tie=change_tie)
     wins, losses = pairwise_wins(s, s, **kw)

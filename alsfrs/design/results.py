@@ -286,7 +286,7 @@ def power_curve_figure(n: Any, curves: dict[str, Any], *, target: float | None =
 
 def _ceil(x: float) -> int:
     # guard against 68.00000000001 from floating point
-    return int(math.ceil(x - 1e-9))
+    return math.ceil(x - 1e-9)
 
 
 def clopper_pearson(k: Any, n: Any, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

@@ -386,7 +386,7 @@ def simulate_power(pilot: Any, n_per_arm: int | Sequence[int], effect: float | S
         baseline = (dm.baseline_hazard if dm.baseline_hazard is not None
                     else calibrate_baseline(pp, dm, float(t[-1] - t[0])))
     p = attrition_pattern(attrition, t.size)
-    grid = tuple((n, max(2, int(round(n / ratio))), e) for e in effects for n in sizes)
+    grid = tuple((n, max(2, round(n / ratio)), e) for e in effects for n in sizes)
     spec = _Spec(pilot=pp, months=tuple(t.tolist()), attrition=tuple(p.tolist()),
                  missed_visit=float(missed_visit), death=dm, baseline_hazard=float(baseline),
                  ratio=ratio, grid=grid, analysis=analysis, alpha=alpha, horizon=float(t[-1]),
