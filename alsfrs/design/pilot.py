@@ -113,8 +113,9 @@ def pilot_parameters(pilot: Any, time: str | None = None, slope: float | None = 
         with keys ``sig2_s``, ``sig2_e`` and optionally ``sig2_i``,
         ``cov_si`` (or ``cor_si``), ``slope``, ``intercept``.
     time : str, optional
-        Name of the time term (default: the first random-effects term other
-        than the intercept, else ``"months"``).
+        Name of the time term (default: the random slope's term; with a random
+        intercept only, the second fixed effect, as ``lmmpower``'s
+        ``parameter = 2``).
     slope : float, optional
         Override the reference slope.
 
@@ -162,7 +163,9 @@ def pilot_parameters(pilot: Any, time: str | None = None, slope: float | None = 
     variances = {str(r.var1): float(r.vcov) for r in re.itertuples() if _none(r.var2)}
     if time is None:
         others = [k for k in variances if k != "(Intercept)"]
-        time = others[0] if others else "months"
+        # random intercept only: the second fixed effect, as lmmpower's parameter = 2
+        terms = [str(k) for k in fe.index]
+        time = others[0] if others else (terms[1] if len(terms) > 1 else "months")
     extra = [k for k in variances if k not in ("(Intercept)", time)]
     if extra:
         raise ValidationError(Problem(
