@@ -215,22 +215,47 @@ def _draws(rng: np.random.Generator, n1: int, n0: int, m: int) -> dict[str, Any]
             "e_death": rng.exponential(1.0, n)}
 
 
-def _analyse(spec: _Spec, long: pd.DataFrame, patients: pd.DataFrame) -> dict[str, Any]:
+def _lmm_fitter(formula: str) -> Callable[[pd.DataFrame], Any]:
+    """A function fitting ``formula`` to one trial's data.
+
+    Uses :class:`alsfrs.lmm.LmmFitter` (formula parsed once, design matrices by a
+    plan, no Satterthwaite df) when the installed alsfrs has it, else
+    :func:`alsfrs.fit_lmm`. One fitter per batch, so every batch takes the same
+    path whatever the number of workers.
+    """
+    from alsfrs import lmm
+
+    fitter_cls = getattr(lmm, "LmmFitter", None)
+    if fitter_cls is not None:
+        return fitter_cls(formula).fit
+    return lambda data: lmm.fit_lmm(formula, data)
+
+
+def _wald(fit: Any, term: str) -> tuple[float, float]:
+    """Estimate and standard error of ``term`` without Satterthwaite df where possible."""
+    fixef = getattr(fit, "fixef", None)
+    if fixef is not None:
+        est = float(fixef[term])
+        return est, float(np.sqrt(fit.vcov.loc[term, term]))
+    fe = fit.fixed_effects
+    return float(fe.loc[term, "estimate"]), float(fe.loc[term, "std_error"])
+
+
+def _analyse(spec: _Spec, long: pd.DataFrame, patients: pd.DataFrame,
+             fit: Callable[[pd.DataFrame], Any] | None = None) -> dict[str, Any]:
     a = spec.analysis
     out = {"estimate": np.nan, "std_error": np.nan, "p_value": np.nan, "warning": False}
     if a == "lmm":
-        from alsfrs.lmm import fit_lmm
-
+        fit = fit or _lmm_fitter(spec.lmm_formula)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                fit = fit_lmm(spec.lmm_formula, long)
-            fe = fit.fixed_effects
-            est = float(fe.loc["months:arm", "estimate"])
-            se = float(fe.loc["months:arm", "std_error"])
+                res = fit(long)
+            est, se = _wald(res, "months:arm")
             out.update(estimate=est, std_error=se,
                        p_value=float(2 * stats.norm.sf(abs(est / se))),
-                       warning=bool(caught) or bool(fit.warnings) or not fit.converged)
+                       warning=bool(caught) or bool(getattr(res, "warnings", ()))
+                       or not getattr(res, "converged", True))
         except (RuntimeError, ValueError, np.linalg.LinAlgError):
             out["warning"] = True
         return out
@@ -263,13 +288,14 @@ def _run_batch(spec: _Spec, entropy: int, spawn_key: tuple[int, ...], trials: li
         n1max = max(g[0] for g in spec.grid)
         n0max = max(g[1] for g in spec.grid)
         rows = []
+        fit = _lmm_fitter(spec.lmm_formula) if spec.analysis == "lmm" else None
         for k in trials:
             draws = _draws(rng, n1max, n0max, len(spec.months))
             for cell, (n1, n0, eff) in enumerate(spec.grid):
                 if spec.effect_draws is not None:
                     eff = spec.effect_draws[k]
                 long, pats = simulate_trial(spec, rng, n1, n0, eff, draws)
-                res = _analyse(spec, long, pats)
+                res = _analyse(spec, long, pats, fit)
                 rows.append({"trial": k, "cell": cell, "n_per_arm": n1, "n_control": n0,
                              "effect": eff, **res,
                              "deaths": int(pats["event"].sum()),
