@@ -35,6 +35,17 @@ def test_simulated_power_agrees_with_edland_without_death():
     assert s["formula_power_edland"] == pytest.approx(f.power)
 
 
+def test_simulated_power_with_attrition_agrees_with_edland():
+    """Non-informative dropout by Edland's pattern: the formula's power, within MC error."""
+    p = [0.05, 0.1, 0.1, 0.15, 0.6]
+    sim = design.simulate_power(PILOT, n_per_arm=45, pct_slowing=0.4, n_trials=200, seed=12,
+                                attrition=p)
+    f = design.power(PILOT, n_per_arm=45, pct_slowing=0.4, attrition=p)
+    s = sim.summary().iloc[0]
+    assert abs(s["power"] - f.power) < 3 * math.sqrt(f.power * (1 - f.power) / 200)
+    assert s["empirical_sd"] == pytest.approx(f.standard_error(45), rel=0.2)
+
+
 def test_same_seed_same_numbers_any_executor():
     kw = dict(n_per_arm=[20, 30], pct_slowing=0.3, n_trials=6, batch_size=2, seed=5,
               death="joint", missed_visit=0.1)
