@@ -135,7 +135,8 @@ def test_result_contract_and_roundtrip(tmp_path):
     assert "Sample size" in str(r) and "<table" in r._repr_html_()
     assert set(r.diagnostics().columns) == {"value", "criterion", "passed", "note"}
     assert r.model_spec.engine == "formula:edland"
-    back = type(r)._from_payload(r._to_payload())  # file round trip: test_design_interfaces
+    back = alsfrs.load_result(r.save(tmp_path / "n.zip"))
+    assert type(back) is type(r)
     assert back.n_treatment == r.n_treatment and back.variance_factor == r.variance_factor
     np.testing.assert_array_equal(back.attrition, r.attrition)
     assert back.pilot == r.pilot

@@ -143,10 +143,18 @@ def test_payload_round_trip_is_exact(result, tmp_path):
 
 @pytest.mark.parametrize("result", list(_results()), ids=lambda r: r.kind)
 def test_save_and_load(result, tmp_path):
-    try:
-        path = result.save(tmp_path / "r.zip")
-    except alsfrs.ValidationError as exc:  # persistence of contract results not on this branch
-        pytest.skip(f"persist does not store contract results yet: {exc}")
+    path = result.save(tmp_path / "r.zip")
     back = alsfrs.load_result(path)
     assert type(back) is type(result)
     pd.testing.assert_frame_equal(back.summary(), result.summary(), check_exact=True)
+    assert str(back) == str(result)
+
+
+def test_html_report_of_design_results(tmp_path):
+    results = {r.kind: r for r in _results()}
+    path = alsfrs.write_report(results, tmp_path / "design.html", title="Trial <design>")
+    html = path.read_text()
+    assert "Trial &lt;design&gt;" in html
+    assert "patients per arm" in html.lower() and "CAFS" in html
+    assert "data:image/png;base64" in html
+    assert ">A<" not in html  # no patient identifiers without show_ids

@@ -220,12 +220,12 @@ class AssuranceResult(Result):
 
     def _to_payload(self) -> Payload:
         return Payload(fields={"settings": self.settings, "seed": self.seed},
-                       tables={"table": self.table})
+                       tables={"table": self.table.reset_index()})
 
     @classmethod
     def _from_payload(cls, payload: Payload) -> AssuranceResult:
-        return cls(table=payload.tables["table"], settings=dict(payload.fields["settings"]),
-                   seed=payload.fields["seed"])
+        return cls(table=payload.tables["table"].set_index("n_per_arm"),
+                   settings=dict(payload.fields["settings"]), seed=payload.fields["seed"])
 
     def __repr__(self) -> str:
         return f"<AssuranceResult {self.assurance:.3f} at n = {self.table.index[0]}>"

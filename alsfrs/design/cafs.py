@@ -357,13 +357,18 @@ class CafsResult(Result):
                                DisplayTable("Comparison", self.test[cols], digits=4)])
 
     def _to_payload(self) -> Payload:
-        return Payload(fields={"settings": self.settings},
-                       tables={"scores": self.scores, "test": self.test})
+        # tables are stored without their index: keep it as a column
+        return Payload(fields={"settings": self.settings,
+                               "index_names": [self.scores.index.name, self.test.index.name]},
+                       tables={"scores": self.scores.reset_index(),
+                               "test": self.test.reset_index()})
 
     @classmethod
     def _from_payload(cls, payload: Payload) -> CafsResult:
-        return cls(scores=payload.tables["scores"], test=payload.tables["test"],
-                   settings=dict(payload.fields["settings"]))
+        ids, comp = payload.fields["index_names"]
+        scores = payload.tables["scores"].set_index(ids if ids is not None else "index")
+        test = payload.tables["test"].set_index(comp)
+        return cls(scores=scores, test=test, settings=dict(payload.fields["settings"]))
 
     def __repr__(self) -> str:
         r = self.test.iloc[0]
