@@ -11,8 +11,9 @@ The competitor is the usual hand-written loop: simulate a trial, fit
 statsmodels ``MixedLM.from_formula(...).fit(reml=True, method="lbfgs")``, test
 the interaction, one trial at a time. It is timed on ``--sm-trials`` trials
 (default 20) and **extrapolated** linearly to 1,000 trials (one process);
-the table says so. Cold start (imports, process-pool start, the first
-trial) is reported separately.
+the table says so. The CPU time per trial (one process) is printed too, with the
+wall time it implies on idle cores — an estimate for a shared machine. Cold start
+(imports, process-pool start, the first trial) is reported separately.
 
 Usage::
 
@@ -67,6 +68,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--sm-trials", type=int, default=20)
     ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--cpu-trials", type=int, default=50,
+                    help="trials for the CPU-time measurement (default 50)")
     args = ap.parse_args()
 
     t_import = time.perf_counter()
@@ -88,6 +91,11 @@ def main() -> None:
                                     n_trials=args.trials, seed=args.seed, executor=ex)
         warm = time.perf_counter() - t1
     s = sim.summary().iloc[0]
+    # CPU time per trial in this process (less sensitive to other jobs than wall time)
+    c0 = time.process_time()
+    design.simulate_power(PILOT, n_per_arm=args.n_per_arm, effect=effect,
+                          n_trials=args.cpu_trials, seed=3)
+    cpu_per_trial = (time.process_time() - c0) / args.cpu_trials
     sm_secs, sm_power = statsmodels_loop(args.sm_trials, args.n_per_arm, effect, args.seed)
     sm_extrapolated = sm_secs / args.sm_trials * args.trials
     rows = [
@@ -110,6 +118,10 @@ def main() -> None:
         print(f"simulated power {s['power']:.3f} (95% MC {s['power_ci_lower_95']:.3f}-"
               f"{s['power_ci_upper_95']:.3f}), bias {s['bias']:.4f}, coverage "
               f"{s['coverage_95']:.3f}, fits with warnings {s['share_warnings']:.3f}")
+        print(f"CPU time per trial (one process, {args.cpu_trials} trials): "
+              f"{cpu_per_trial * 1000:.1f} ms -> "
+              f"{cpu_per_trial * args.trials / args.workers:.1f} s "
+              f"for {args.trials} trials on {args.workers} idle cores (estimate, not measured)")
         print(f"cold start: import alsfrs.design {t_import:.2f} s; pool start + worker imports "
               f"+ first batch {cold:.2f} s (not in the timed run)")
 
