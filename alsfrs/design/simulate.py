@@ -340,7 +340,8 @@ def simulate_power(pilot: Any, n_per_arm: int | Sequence[int], effect: float | S
         and slope), Wald z test of ``months:arm``. ``"cafs"``: CAFS with the
         Finkelstein–Schoenfeld test at the last visit. A callable gets
         ``(visits, patients)`` frames and returns a dict with ``p_value``
-        (and optionally ``estimate``, ``std_error``, ``warning``).
+        (and optionally ``estimate``, ``std_error``, ``warning``); with a process
+        or Dask executor it must be picklable (a module-level function).
     death : "none", "joint" or DeathModel
         ``"joint"``: :class:`DeathModel` defaults (25 % of controls die by the
         last visit; HR 1.08 per point lower ALSFRS-R).
