@@ -158,3 +158,21 @@ def test_html_report_of_design_results(tmp_path):
     assert "patients per arm" in html.lower() and "CAFS" in html
     assert "data:image/png;base64" in html
     assert ">A<" not in html  # no patient identifiers without show_ids
+
+
+@pytest.mark.parametrize("result", list(_results()), ids=lambda r: r.kind)
+def test_design_results_satisfy_the_contract(result):
+    import numpy as np
+
+    from alsfrs.results import DIAGNOSTIC_COLUMNS, ModelRecord, result_types
+
+    s = result.summary()
+    assert isinstance(s, pd.DataFrame) and len(s) > 0
+    assert all(np.issubdtype(s[c].dtype, np.number) for c in s.columns)
+    d = result.diagnostics()
+    assert tuple(d.columns) == DIAGNOSTIC_COLUMNS and d.index.name == "check"
+    assert d["passed"].dtype == bool
+    spec = result.model_spec
+    assert isinstance(spec, ModelRecord) and "numpy" in spec.versions
+    assert "<table" in result._repr_html_() and str(result)
+    assert result_types()[result.kind] is type(result)

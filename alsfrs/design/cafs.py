@@ -315,7 +315,8 @@ class CafsResult(Result):
         return float(self.test["p_value"].iloc[0])
 
     def summary(self) -> pd.DataFrame:
-        return self.test.copy()
+        """The comparison's numbers (group labels and the test's name are in ``.test``)."""
+        return self.test.select_dtypes("number").copy()
 
     def diagnostics(self) -> pd.DataFrame:
         sc = self.scores

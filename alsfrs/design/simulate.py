@@ -299,8 +299,8 @@ def _run_batch(spec: _Spec, entropy: int, spawn_key: tuple[int, ...], trials: li
                 rows.append({"trial": k, "cell": cell, "n_per_arm": n1, "n_control": n0,
                              "effect": eff, **res,
                              "deaths": int(pats["event"].sum()),
-                             "completers": int((pats["time"] >= spec.horizon - spec.months[0]
-                                                - 1e-12).sum() - pats["event"].sum()),
+                             "completers": int(((pats["time"] >= spec.horizon - spec.months[0]
+                                                 - 1e-12) & (pats["event"] == 0)).sum()),
                              "visits": len(long)})
         return rows
     finally:
