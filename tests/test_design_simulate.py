@@ -70,7 +70,8 @@ def test_dask_local_cluster_equals_serial():
 
 def _spec(death, n=4000):
     pp = design.pilot_parameters(PILOT)
-    base = calibrate_baseline(pp, death, 12.0)
+    base = (death.baseline_hazard if death.baseline_hazard is not None
+            else calibrate_baseline(pp, death, 12.0))
     return _Spec(pilot=pp, months=(0, 3, 6, 9, 12), attrition=(0, 0, 0, 0, 1), missed_visit=0,
                  death=death, baseline_hazard=base, ratio=1, grid=((n, n, 0.0),),
                  analysis="lmm", alpha=0.05, horizon=12.0, lmm_formula="")
@@ -180,3 +181,22 @@ def test_assurance_by_simulation_close_to_formula():
                          n_draws=120, seed=4)
     f = design.assurance(stats.norm(0.3, 0.05), 60, pilot=PILOT)
     assert abs(a.assurance - f.assurance) < 4 * math.sqrt(f.assurance * (1 - f.assurance) / 120)
+
+
+def test_death_model_given_hazard_and_direct_treatment_effect():
+    pp = design.pilot_parameters(PILOT)
+    base = calibrate_baseline(pp, DeathModel(proportion_dead=0.2), 12.0)
+    given = DeathModel(proportion_dead=None, baseline_hazard=base)
+    spec = _spec(given)
+    assert spec.baseline_hazard == pytest.approx(base)
+    # a protective direct effect: fewer treated deaths with the same draws
+    protect = _Spec(**{**spec.__dict__, "death": DeathModel(proportion_dead=None,
+                                                            baseline_hazard=base,
+                                                            treatment_hr=0.5)})
+    _, p0 = simulate_trial(spec, np.random.default_rng(2), 3000, 3000, 0.0)
+    _, p1 = simulate_trial(protect, np.random.default_rng(2), 3000, 3000, 0.0)
+    treated0 = p0.loc[p0.arm == 1, "event"].mean()
+    treated1 = p1.loc[p1.arm == 1, "event"].mean()
+    assert treated1 < treated0 - 0.05
+    assert p1.loc[p1.arm == 0, "event"].mean() == p0.loc[p0.arm == 0, "event"].mean()
+    assert abs(p0["event"].mean() - 0.2) < 3 * math.sqrt(0.2 * 0.8 / 6000)
