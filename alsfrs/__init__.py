@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "available_specs": "alsfrs.spec",
     "compare": "alsfrs.bayes",
     "derive_exposures": "alsfrs.exposure",
+    "cafs": "alsfrs.design",
     "fit_bayes": "alsfrs.bayes",
     "fit_clogit": "alsfrs.survival.clogit",
     "fit_cox": "alsfrs.survival.cox",

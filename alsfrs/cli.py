@@ -472,9 +472,15 @@ def _add_specs(sub: Any) -> None:
     p.set_defaults(func=cmd_specs)
 
 
+def _add_design(sub: Any) -> None:
+    from alsfrs.design.cli import add_parser
+
+    add_parser(sub)
+
+
 #: The subcommands, in the order ``alsfrs --help`` lists them; add yours here.
 SUBCOMMANDS: list[Callable[[Any], None]] = [
-    _add_simulate, _add_validate, _add_demo, _add_report, _add_specs,
+    _add_simulate, _add_validate, _add_demo, _add_report, _add_specs, _add_design,
 ]
 
 
