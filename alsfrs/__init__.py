@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "BayesResult": "alsfrs.bayes",
     "Cohort": "alsfrs.cohort",
     "InputWarning": "alsfrs.errors",
+    "LmmFitter": "alsfrs.lmm",
     "LmmResult": "alsfrs.lmm",
     "ModelSpec": "alsfrs.spec",
     "Problem": "alsfrs.errors",

@@ -724,11 +724,13 @@ class LmmResult(LongitudinalResult):
         """
         opt = self.optimization
         nd = float(opt.newton_decrement)
-        stationary = bool(np.isfinite(nd) and nd < NEWTON_DECREMENT_TOLERANCE)
+        tol = float(getattr(opt, "decrement_tolerance", NEWTON_DECREMENT_TOLERANCE))
+        stationary = bool(np.isfinite(nd) and nd <= tol)
+        ok = bool(self.converged) and bool(getattr(opt, "converged", True)) and stationary
         rows = [
-            ("optimiser converged", bool(self.converged) and stationary, "yes",
-             bool(self.converged) and stationary, opt.message),
-            ("Newton decrement at the end", nd, f"< {NEWTON_DECREMENT_TOLERANCE:g}", stationary,
+            ("optimiser converged", ok, "yes", ok,
+             f"{opt.message}; {getattr(opt, 'convergence_criterion', '')}".strip("; ")),
+            ("Newton decrement at the end", nd, f"<= {tol:g}", stationary,
              f"{opt.n_evaluations} evaluations; gradient max-norm {opt.gradient_norm:.2g}"),
             ("singular fit", bool(self.singular), "no", not bool(self.singular),
              "a variance at zero or a correlation of ±1" if self.singular else ""),

@@ -176,3 +176,13 @@ def test_design_results_satisfy_the_contract(result):
     assert isinstance(spec, ModelRecord) and "numpy" in spec.versions
     assert "<table" in result._repr_html_() and str(result)
     assert result_types()[result.kind] is type(result)
+
+
+def test_public_functions_are_not_shadowed_by_submodules():
+    """A submodule named like a function would replace it on the package once imported."""
+    import importlib
+    import types
+
+    for name in design._EXPORTS:
+        importlib.import_module(design._EXPORTS[name])
+        assert not isinstance(getattr(design, name), types.ModuleType), name

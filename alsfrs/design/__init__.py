@@ -15,19 +15,19 @@ from typing import Any
 #: Every public name -> the module defining it (imported on first use, so the
 #: ``alsfrs`` command starts fast).
 _EXPORTS: dict[str, str] = {
-    "AssuranceResult": "alsfrs.design.assurance",
+    "AssuranceResult": "alsfrs.design.bayes_assurance",
     "CafsResult": "alsfrs.design.combined",
     "DeathModel": "alsfrs.design.simulate",
     "METHODS": "alsfrs.design.formulas",
     "PilotParameters": "alsfrs.design.pilot",
     "PowerSimulationResult": "alsfrs.design.results",
     "SampleSizeResult": "alsfrs.design.results",
-    "assurance": "alsfrs.design.assurance",
+    "assurance": "alsfrs.design.bayes_assurance",
     "attrition_pattern": "alsfrs.design.formulas",
     "cafs": "alsfrs.design.combined",
     "cafs_frame": "alsfrs.design.combined",
     "detectable_effect": "alsfrs.design.formulas",
-    "normal_assurance": "alsfrs.design.assurance",
+    "normal_assurance": "alsfrs.design.bayes_assurance",
     "pilot_parameters": "alsfrs.design.pilot",
     "power": "alsfrs.design.formulas",
     "sample_size": "alsfrs.design.formulas",

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from alsfrs.design.assurance import AssuranceResult
+from alsfrs.design.bayes_assurance import AssuranceResult
 from alsfrs.design.combined import CafsResult
 from alsfrs.design.results import METHOD_NAMES, PowerSimulationResult, SampleSizeResult
 from alsfrs.report.registry import (
