@@ -15,6 +15,7 @@ from alsfrs.bayes import BayesResult, compare, fit_bayes, prior_predictive
 from alsfrs.cohort import Cohort
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.exposure import REM_SUPPRESSION, derive_exposures
+from alsfrs.joint import JointResult, compare_prognosis, fit_joint
 from alsfrs.io import Table, read_dispensings, read_patients, read_proact, read_visits
 from alsfrs.lmm import LmmResult, fit_lmm, lrt
 from alsfrs.persist import load_result
@@ -28,6 +29,7 @@ __all__ = [
     "REM_SUPPRESSION",
     "BayesResult",
     "Cohort",
+    "JointResult",
     "LmmResult",
     "ModelSpec",
     "Problem",
@@ -36,8 +38,10 @@ __all__ = [
     "__version__",
     "available_specs",
     "compare",
+    "compare_prognosis",
     "derive_exposures",
     "fit_bayes",
+    "fit_joint",
     "fit_lmm",
     "load_result",
     "load_spec",

@@ -17,7 +17,8 @@ A joint fit needs, per patient ``i``:
 
 The baseline hazard is defined on a partition of follow-up at quantiles of the
 event times (``n_pieces`` pieces): the pieces of the piecewise-constant
-baseline, and the panels of Gauss–Legendre quadrature otherwise.
+baseline, the knots of the log-linear spline baseline (log h0 linear between
+knots, continuous), and the panels of Gauss–Legendre quadrature otherwise.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from alsfrs.matrices import build_model_matrices
 __all__ = ["JointDesign", "SurvivalData", "gauss_legendre", "make_joint_design", "piece_knots"]
 
 ASSOCIATIONS = ("value", "value+slope")
-BASELINES = ("piecewise", "weibull")
+BASELINES = ("piecewise", "spline", "weibull")
 #: Trajectory polynomials are identified from the design rows at these times.
 _PROBE_TIMES = (0.0, 1.0, 2.0, 3.0, 0.5)
 
@@ -110,6 +111,13 @@ class JointDesign:
     quadrature_nodes: int
     closed_form: bool
     t_scale: float
+    t_end: float = np.inf
+
+    @property
+    def spline_knots(self) -> np.ndarray:
+        """Knots of the log-linear baseline ("spline"): the piece boundaries, the last
+        at the end of follow-up (the last piece's line extends beyond it)."""
+        return np.concatenate([self.knots[:-1], [self.t_end]])
 
     @property
     def degree(self) -> int:
@@ -251,10 +259,11 @@ def make_joint_design(
     Wc = surv.W - wbar
     knots = piece_knots(surv.time, surv.event, n_pieces)
     deg = P.shape[0] - 1
-    closed = baseline == "piecewise" and deg == 1 and not quadrature
+    closed = baseline in ("piecewise", "spline") and deg == 1 and not quadrature
     ev = surv.time[surv.event > 0]
     t_scale = float(np.median(ev)) if len(ev) else float(np.median(surv.time))
     return JointDesign(long=design, surv=surv, P=Pc, Q=Q, Wc=Wc, wbar=wbar, knots=knots,
                        m_ref=float(np.mean(mm.y)), association=association, baseline=baseline,
                        quadrature_nodes=int(quadrature_nodes), closed_form=closed,
-                       t_scale=max(t_scale, 1e-8))
+                       t_scale=max(t_scale, 1e-8),
+                       t_end=float(max(np.max(surv.time), knots[-2] + 1e-6)))

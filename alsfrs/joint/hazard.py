@@ -26,12 +26,21 @@ __all__ = ["BaselineSpec", "cumulative_hazard", "latent_effects_np", "log_hazard
 class BaselineSpec:
     """What defines the baseline hazard and how its integral is computed."""
 
-    kind: str  # "piecewise" | "weibull"
-    knots: np.ndarray
+    kind: str  # "piecewise" | "spline" | "weibull"
+    knots: np.ndarray  # piece boundaries, the last one infinite
     t_scale: float
     association: str
     closed_form: bool
     quadrature_nodes: int
+    t_end: float = np.inf  # last knot of the spline baseline
+
+    @property
+    def tau(self) -> np.ndarray:
+        return np.concatenate([self.knots[:-1], [self.t_end]])
+
+    def slopes(self, base: np.ndarray) -> np.ndarray:
+        """Slope of log h0 in each piece (spline baseline), shape (D, K)."""
+        return np.diff(base, axis=-1) / np.diff(self.tau)
 
 
 def phi_np(x: np.ndarray) -> np.ndarray:
@@ -67,10 +76,13 @@ def _poly(coef: list[np.ndarray], t: np.ndarray, deriv: bool = False):
 def log_h0(spec: BaselineSpec, base: np.ndarray, t: np.ndarray) -> np.ndarray:
     """log baseline hazard, shape (D,) + t.shape; ``t`` has no draw axis."""
     t = np.asarray(t, dtype=float)
-    if spec.kind == "piecewise":
+    if spec.kind in ("piecewise", "spline"):
         piece = np.clip(np.searchsorted(spec.knots, t, side="left") - 1, 0,
                         len(spec.knots) - 2)
-        return np.take(base, piece, axis=1)
+        out = np.take(base, piece, axis=1)
+        if spec.kind == "spline":
+            out = out + np.take(spec.slopes(base), piece, axis=1) * (t - spec.tau[piece])
+        return out
     r = (-1,) + (1,) * t.ndim
     lr, ls = base[:, 0].reshape(r), base[:, 1].reshape(r)
     ts = spec.t_scale
@@ -100,8 +112,9 @@ def cumulative_hazard(spec: BaselineSpec, times: np.ndarray, coef: list[np.ndarr
     if times.ndim == 0:
         times = times[None]
     closed = spec.closed_form if closed_form is None else closed_form
-    if closed and (spec.kind != "piecewise" or len(coef) != 2):
-        raise ValueError("the closed form needs a piecewise baseline and linear trajectories")
+    if closed and (spec.kind == "weibull" or len(coef) != 2):
+        raise ValueError("the closed form needs a piecewise or spline baseline and linear "
+                         "trajectories")
     kn = spec.knots
     K = len(kn) - 1
     lo = np.minimum(times[..., None], kn[:-1])  # (..., nt, K)
@@ -116,8 +129,17 @@ def cumulative_hazard(spec: BaselineSpec, times: np.ndarray, coef: list[np.ndarr
         slope = al * c[1]
         if als is not None:
             e = e + als * c[1]
-        b = base[:, None, None, :]
-        return np.sum(np.exp(b + e + slope * lo) * dl * phi_np(slope * dl), axis=-1)
+        if spec.kind == "spline":
+            sk = spec.slopes(base)
+            rel = lo - spec.tau[:-1]
+            if rel.ndim == 2:  # the same times for every patient
+                rel = rel[None]
+            b = base[:, None, None, :-1] + sk[:, None, None, :] * rel[None]
+            total = slope + sk[:, None, None, :]
+        else:
+            b = base[:, None, None, :]
+            total = slope
+        return np.sum(np.exp(b + e + slope * lo) * dl * phi_np(total * dl), axis=-1)
     x, w = gauss_legendre(spec.quadrature_nodes)
     n = len(x)
     tn = (lo[..., None] + dl[..., None] * x).reshape(*lo.shape[:-1], K * n)

@@ -1,24 +1,25 @@
 """Priors of the joint model: the longitudinal ones of :mod:`alsfrs.bayes.priors`
 plus weakly informative priors for the survival submodel.
 
-=========================  ============================  ===========================================
+=========================  ============================  =====================================
 parameter                  default                       reasoning
-=========================  ============================  ===========================================
+=========================  ============================  =====================================
 longitudinal terms, SDs,   as ``fit_bayes``              see :mod:`alsfrs.bayes.priors`
 ``sigma``, ``lkj_eta``
-survival terms (log HR)    Normal(0, 1) per unit         HRs between 0.14 and 7.4 within 2 SD per unit
-                                                         of the covariate (a drug class, a sex, a
-                                                         year of age): published ALS HRs are 1-2
-``value(<response>)``      Normal(0, 0.5)                log HR per ALSFRS-R point of the current
-                                                         value; JMbayes2 finds about -0.1; ±1
-                                                         (HR 2.7 per point) is already implausible
+survival terms (log HR)    Normal(0, 1) per unit         HRs 0.14-7.4 within 2 SD per unit of
+                                                         the covariate (a drug class, a sex, a
+                                                         year of age); published ALS HRs 1-2
+``value(<response>)``      Normal(0, 0.5)                log HR per ALSFRS-R point of the
+                                                         current value; ±1 (HR 2.7 per point)
+                                                         is already implausible
 ``slope(<response>)``      Normal(0, 2)                  log HR per point/month of current decline
-``baseline``               Normal(log(D / PT), 2)        log baseline hazard per piece (piecewise) or
-                                                         at the median event time (Weibull), at mean
-                                                         covariates and ALSFRS-R = its mean; D events,
-                                                         PT person-time: centred where the data are
-``weibull_shape``          log shape ~ Normal(0, 0.7)    shape 0.25-4 within 2 SD (ALS: about 1-1.5)
-=========================  ============================  ===========================================
+``baseline``               Normal(log(D / PT), 2)        log baseline hazard per piece
+                                                         (piecewise) or at the median event time
+                                                         (Weibull), at mean covariates and
+                                                         ALSFRS-R = its mean; D events, PT
+                                                         person-time: centred on the data
+``weibull_shape``          log shape ~ Normal(0, 0.7)    shape 0.25-4 within 2 SD (ALS: 1-1.5)
+=========================  ============================  =====================================
 
 Overrides: ``priors={"longitudinal": {"months:antidepressant": ("normal", 0, 0.5)},
 "survival": {"antidepressant": ("normal", 0, 0.5), "value(alsfrs_r)": ("normal", 0, 0.2)}}``.

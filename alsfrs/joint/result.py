@@ -34,11 +34,11 @@ CHUNK = 100
 def baseline_spec(jd: JointDesign) -> BaselineSpec:
     return BaselineSpec(kind=jd.baseline, knots=jd.knots, t_scale=jd.t_scale,
                         association=jd.association, closed_form=jd.closed_form,
-                        quadrature_nodes=jd.quadrature_nodes)
+                        quadrature_nodes=jd.quadrature_nodes, t_end=jd.t_end)
 
 
 def _base_draws(post: Any, jd: JointDesign) -> np.ndarray:
-    if jd.baseline == "piecewise":
+    if jd.baseline in ("piecewise", "spline"):
         return flat_draws(post["log_h0"].values)
     return np.stack([flat_draws(post["log_rate"].values),
                      flat_draws(post["log_shape"].values)], axis=1)
@@ -200,6 +200,9 @@ class JointResult(Result):
             for k in range(self.design.n_pieces):
                 hi = "inf" if not np.isfinite(kn[k + 1]) else f"{kn[k + 1]:.1f}"
                 out.append(("baseline", f"log_h0[{kn[k]:.1f}, {hi})", "log_h0", (k,)))
+        elif self.design.baseline == "spline":
+            for k, t in enumerate(self.design.spline_knots):
+                out.append(("baseline", f"log_h0({t:.1f})", "log_h0", (k,)))
         else:
             out += [("baseline", "log_rate", "log_rate", ()),
                     ("baseline", "log_shape", "log_shape", ())]
@@ -495,7 +498,7 @@ class JointResult(Result):
             tables=[DisplayTable("Hazard ratios (survival submodel)", hr),
                     DisplayTable("Longitudinal submodel", long),
                     DisplayTable("Diagnostics", diag)],
-            notes=[hr.attrs["per_point_lost"]] + self.diagnostic_messages())
+            notes=[hr.attrs["per_point_lost"], *self.diagnostic_messages()])
 
     def _to_payload(self) -> Payload:
         jd = self.design
@@ -533,7 +536,8 @@ class JointResult(Result):
             f["longitudinal"], f["survival"], payload.tables["visits"],
             patients=payload.tables["patients"], association=s["association"],
             baseline=s["baseline"], n_pieces=int(s["n_pieces"]),
-            quadrature=not s["closed_form"], quadrature_nodes=int(s["quadrature_nodes"]), time=s["time"])
+            quadrature=not s["closed_form"], quadrature_nodes=int(s["quadrature_nodes"]),
+            time=s["time"])
         mm = jd.long.mm
         p = f["priors"]
         pri = resolve_joint_priors(

@@ -118,7 +118,7 @@ def renderer_for(result: Any) -> Renderer:
 
 #: Renderer modules shipped with alsfrs, imported when the first report is built
 #: (one line per result family; a user's own renderer registers itself on import).
-_BUILTIN = ("alsfrs.report.longitudinal",)
+_BUILTIN = ("alsfrs.report.longitudinal", "alsfrs.report.joint")
 _loaded = False
 
 
