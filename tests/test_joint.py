@@ -250,7 +250,7 @@ def test_design_from_arrays():
                         W=np.zeros((n, 0)), names=())
     jd = make_joint_design("y ~ t + (t | pid)", frame, surv, time="t", n_pieces=3)
     assert jd.closed_form and jd.n_pieces >= 1
-    lo, dl = jd.exposure()
+    _, dl = jd.exposure()
     np.testing.assert_allclose(dl.sum(axis=1), 10.0)
 
 

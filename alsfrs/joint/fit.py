@@ -251,11 +251,12 @@ def fit_joint(
         ``"value+slope"``: and on its current slope.
     baseline
         ``"piecewise"`` (constant in ``n_pieces`` pieces with knots at event-time
-        quantiles) or ``"weibull"``.
+        quantiles), ``"spline"`` (log h0 linear between the same knots: continuous;
+        closed-form cumulative hazard too) or ``"weibull"``.
     quadrature, quadrature_nodes
         Use Gauss–Legendre quadrature (``quadrature_nodes`` per piece) even where
         the cumulative hazard has a closed form (linear trajectories, piecewise
-        baseline); quadrature is always used otherwise.
+        or spline baseline); quadrature is always used otherwise.
     priors
         ``{"longitudinal": {...}, "survival": {...}}`` overrides of the documented
         defaults (:mod:`alsfrs.joint.priors`).

@@ -481,8 +481,8 @@ class JointResult(Result):
         header = [("longitudinal", self.longitudinal), ("survival", self.survival),
                   ("association", str(s.get("association"))),
                   ("baseline hazard", f"{s.get('baseline')}"
-                   + (f", {self.design.n_pieces} pieces" if s.get("baseline") == "piecewise"
-                      else "")),
+                   + (f", {self.design.n_pieces} pieces" if s.get("baseline") in (
+                       "piecewise", "spline") else "")),
                   ("cumulative hazard", "closed form" if self.design.closed_form else
                    f"Gauss-Legendre, {self.design.quadrature_nodes} nodes per piece"),
                   ("data", f"{self.npatients} patients, {self.nobs} visits, {self.nevents} "
