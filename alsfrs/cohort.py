@@ -389,6 +389,16 @@ class Cohort:
             f"</tr></thead><tbody>{arows}</tbody></table></div>"
         )
 
+    def survival_frame(self, origin: str = "diagnosis") -> pd.DataFrame:
+        """One row per patient: months to death or IMV (or censoring) and the event flag.
+
+        See :func:`alsfrs.survival.frame.survival_frame`; excluded patients and
+        why are in ``.attrs["excluded"]``.
+        """
+        from alsfrs.survival.frame import survival_frame
+
+        return survival_frame(self, origin=origin)
+
 
 def _fmt(x: float) -> str:
     return f"{x:,.0f}" if float(x).is_integer() else f"{x:,.2f}"

@@ -16,7 +16,7 @@ the Bayesian model into posterior draws; the contrasts are the same.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,8 @@ import pandas as pd
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.matrices import ModelMatrices
 
-__all__ = ["EFFECT_COLUMNS", "ExposureContrast", "exposure_contrasts", "time_derivative_rows"]
+__all__ = ["EFFECT_COLUMNS", "ExposureContrast", "exposure_contrasts", "time_derivative",
+           "time_derivative_rows"]
 
 #: Columns shared by every engine's ``exposure_effects()``.
 EFFECT_COLUMNS = [
@@ -51,15 +52,22 @@ class ExposureContrast:
     reference: np.ndarray  # L, shape (p,)
 
 
-def time_derivative_rows(mm: ModelMatrices, data: pd.DataFrame, time: str) -> np.ndarray:
-    """``dX/dtime`` for each row of ``data`` (central differences; exact for quadratics)."""
+def time_derivative(design: Callable[[pd.DataFrame], np.ndarray], data: pd.DataFrame,
+                    time: str) -> np.ndarray:
+    """``d design(data) / d time`` for every row (central differences; exact for
+    polynomials up to degree 2 in time): the one derivative every module uses."""
     t = pd.to_numeric(data[time]).to_numpy(dtype=float)
     h = 1e-3 * max(1.0, float(np.std(t)))
     up = data.copy()
     down = data.copy()
     up[time] = t + h
     down[time] = t - h
-    return (mm.fixed_design(up) - mm.fixed_design(down)) / (2 * h)
+    return (np.asarray(design(up), dtype=float) - np.asarray(design(down), dtype=float)) / (2 * h)
+
+
+def time_derivative_rows(mm: ModelMatrices, data: pd.DataFrame, time: str) -> np.ndarray:
+    """``dX/dtime`` for each row of ``data``: :func:`time_derivative` of the fixed design."""
+    return time_derivative(mm.fixed_design, data, time)
 
 
 def _binary(col: pd.Series) -> bool:

@@ -24,7 +24,7 @@ steps) and for the Satterthwaite Hessian and Jacobian.
 from __future__ import annotations
 
 import contextlib
-import html
+import dataclasses
 import math
 import time
 import warnings
@@ -38,7 +38,17 @@ from scipy import optimize, stats
 
 from alsfrs.effects import EFFECT_COLUMNS, exposure_contrasts
 from alsfrs.errors import Problem, ValidationError
+from alsfrs.longitudinal import LongitudinalResult
 from alsfrs.matrices import ModelMatrices, as_frame, build_model_matrices
+from alsfrs.results import (
+    Display,
+    DisplayTable,
+    ModelRecord,
+    Payload,
+    diagnostics_frame,
+    versions,
+)
+from alsfrs.timeaxis import time_variable
 
 __all__ = [
     "ConvergenceError",
@@ -565,7 +575,7 @@ def _satterthwaite_df(L: np.ndarray, sat: dict[str, Any]) -> float:
 # result
 # ------------------------------------------------------------------------------
 @dataclass(eq=False)
-class LmmResult:
+class LmmResult(LongitudinalResult):
     """A fitted linear mixed model (lme4 names and conventions).
 
     Attributes
@@ -617,6 +627,17 @@ class LmmResult:
     satterthwaite: dict[str, Any] = field(repr=False, default_factory=dict)
     _data: pd.DataFrame | None = field(repr=False, default=None)
     warnings: tuple[str, ...] = ()
+    time_axis: str | None = None
+    versions: dict[str, str] = field(repr=False, default_factory=versions)
+
+    kind = "lmm"
+    short_name = "LMM"
+
+    @property
+    def time(self) -> str:
+        """The time variable: the stated ``time_axis``, else the random slope's variable."""
+        mm = self.matrices
+        return time_variable(mm.variables, mm.random_names, self.time_axis)
 
     @property
     def n_parameters(self) -> int:
@@ -697,8 +718,10 @@ class LmmResult:
     def exposure_effects(
         self,
         exposures: Sequence[str] | str | None = None,
-        time: str = "months",
+        *,
         level: float = 0.95,
+        margin: float = 0.1,
+        time: str | None = None,
     ) -> pd.DataFrame:
         """Difference in monthly decline for each exposure, absolute and relative.
 
@@ -718,10 +741,13 @@ class LmmResult:
         exposures : str or sequence of str, optional
             Exposure columns. Default: every 0/1 variable in an interaction
             with ``time``.
-        time : str, default "months"
-            The time variable.
         level : float, default 0.95
             Confidence level (normal quantiles).
+        margin : float, default 0.1
+            Accepted for a common signature with Bayesian fits (whose posterior
+            probabilities use it); a point-estimate fit has no such probability.
+        time : str, optional
+            The time variable (default: the model's, :attr:`time`).
 
         Returns
         -------
@@ -734,7 +760,8 @@ class LmmResult:
             raise ValidationError(
                 [Problem(rule="invalid_level", message="level must be in (0, 1)")]
             )
-        contrasts = exposure_contrasts(self.matrices, self._data, exposures, time)
+        contrasts = exposure_contrasts(self.matrices, self._data, exposures,
+                                       self.time if time is None else time)
         beta = self.fixed_effects["estimate"].to_numpy()
         V = self.vcov.to_numpy()
         z = stats.norm.ppf(0.5 + level / 2)
@@ -767,24 +794,119 @@ class LmmResult:
                     "percent_upper": pct + z * se_p,
                 }
             )
-        return pd.DataFrame(rows, columns=["exposure", *EFFECT_COLUMNS]).set_index("exposure")
+        out = pd.DataFrame(rows, columns=["exposure", *EFFECT_COLUMNS]).set_index("exposure")
+        out.attrs.update({"level": level, "interval": "Wald (normal)"})
+        return out
 
-    # -- display ---------------------------------------------------------------------
-    def summary(self) -> str:
-        """lme4-like text summary."""
-        return _render_text(_summary_tables(self))
+    # -- the result contract -------------------------------------------------------------
+    def parameters(self, level: float = 0.95) -> pd.DataFrame:
+        """Every parameter: fixed effects with Wald intervals; variance parameters
+        (``sd__``/``cor__`` names, as broom.mixed) as point estimates."""
+        z = stats.norm.ppf(0.5 + level / 2)
+        fe = self.fixed_effects
+        out = pd.DataFrame({"estimate": fe["estimate"], "std_error": fe["std_error"],
+                            "ci_lower": fe["estimate"] - z * fe["std_error"],
+                            "ci_upper": fe["estimate"] + z * fe["std_error"]})
+        var = _variance_terms(self.variance_components).assign(
+            std_error=np.nan, ci_lower=np.nan, ci_upper=np.nan)
+        out = pd.concat([out, var])
+        out.index.name = "term"
+        out.attrs["interval"] = f"Wald {100 * level:g}%"
+        return out
 
-    def save(self, path: str) -> object:
-        """Save to one file (JSON + Parquet + netCDF in a zip; no pickle).
+    def slope_sd_draws(self) -> float:
+        vc = self.variance_components
+        row = vc[(vc["var1"] == self.time) & vc["var2"].isna()]
+        return float(row["sdcor"].iloc[0]) if len(row) else float("nan")
 
-        Load it back with :func:`alsfrs.load_result`; every number round-trips exactly.
+    def summary(self) -> pd.DataFrame:
+        """Raw numbers: fixed effects (estimate, SE, Satterthwaite df, t, p, Wald 95%
+        interval) and variance parameters (``sd__<term>``, ``cor__<a>.<b>``,
+        ``sd__Observation``; estimate only), one row each."""
+        fe = self.fixed_effects
+        out = pd.DataFrame({"estimate": fe["estimate"], "std_error": fe["std_error"],
+                            "df": fe["df"], "t_value": fe["t_value"], "p_value": fe["p_value"],
+                            "ci_lower_95": fe["ci_lower"], "ci_upper_95": fe["ci_upper"]})
+        var = _variance_terms(self.variance_components)
+        out = pd.concat([out, var.reindex(columns=out.columns)])
+        out.index.name = "term"
+        return out
+
+    def diagnostics(self) -> pd.DataFrame:
+        """Optimisation and fit checks, judged from the optimisation record.
+
+        * optimiser converged: the optimiser's own verdict and a stationary end point;
+        * Newton decrement ``gᵀH⁻¹g`` at the end (deviance units), against its tolerance
+          (a quadratic model of the deviance says the optimum is closer than this);
+        * singular fit: a diagonal element of Λ at 0 (a variance at zero or |ρ| = 1);
+        * Satterthwaite Hessian positive definite (lmerTest's df are reliable).
         """
-        from alsfrs.persist import save_result
+        opt = self.optimization
+        nd = float(opt.newton_decrement)
+        stationary = bool(np.isfinite(nd) and nd < NEWTON_DECREMENT_TOLERANCE)
+        rows = [
+            ("optimiser converged", bool(self.converged) and stationary, "yes",
+             bool(self.converged) and stationary, opt.message),
+            ("Newton decrement at the end", nd, f"< {NEWTON_DECREMENT_TOLERANCE:g}", stationary,
+             f"{opt.n_evaluations} evaluations; gradient max-norm {opt.gradient_norm:.2g}"),
+            ("singular fit", bool(self.singular), "no", not bool(self.singular),
+             "a variance at zero or a correlation of ±1" if self.singular else ""),
+        ]
+        if "n_negative_eigen" in self.satterthwaite:
+            k = int(self.satterthwaite["n_negative_eigen"])
+            rows.append(("negative Hessian eigenvalues (Satterthwaite)", k, "0", k == 0,
+                         "df may be unreliable" if k else ""))
+        return diagnostics_frame(rows)
 
-        return save_result(self, path)
+    @property
+    def model_spec(self) -> ModelRecord:
+        return ModelRecord(formula=self.formula, engine="lmm",
+                           settings={"criterion": "REML" if self.reml else "ML",
+                                     "optimizer": self.optimization.optimizer,
+                                     "time": self.time,
+                                     "inference": "Satterthwaite df (lmerTest), Wald intervals"},
+                           seed=None, versions=dict(self.versions))
 
-    def _repr_html_(self) -> str:
-        return _render_html(_summary_tables(self))
+    def _display(self) -> Display:
+        crit = "REML" if self.reml else "maximum likelihood"
+        header = [("Formula", self.formula),
+                  ("Observations", f"{self.nobs}; groups ({self.matrices.grouping}): "
+                                   f"{self.ngroups}")]
+        if self.reml:
+            header.append(("REML criterion at convergence", f"{self.reml_criterion:.4f}"))
+        else:
+            header.append(("Fit", f"AIC {self.aic:.4f}  BIC {self.bic:.4f}  logLik "
+                                  f"{self.loglik:.4f}  deviance {self.deviance:.4f}  "
+                                  f"df.resid {self.df_residual}"))
+        vc = self.variance_components.copy()
+        vc = vc.assign(var1=vc["var1"].fillna(""), var2=vc["var2"].fillna(""))
+        fe = self.fixed_effects.rename(columns={"ci_lower": "ci_lower_95",
+                                                "ci_upper": "ci_upper_95"})
+        opt = self.optimization
+        notes = [*self.warnings,
+                 f"optimizer {opt.optimizer}: {opt.n_evaluations} evaluations, Newton "
+                 f"decrement {opt.newton_decrement:.2g}, {opt.elapsed_seconds:.3f} s"]
+        return Display(title=f"Linear mixed model fit by {crit}", header=header,
+                       tables=[DisplayTable("Random effects", vc, digits=4, index=False),
+                               DisplayTable("Fixed effects (Satterthwaite df; Wald 95% CI)",
+                                            fe, digits=4)],
+                       notes=notes)
+
+    def _to_payload(self, **options: Any) -> Payload:
+        skip = {"matrices", "_data"}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name not in skip}
+        fields["optimization"] = dataclasses.asdict(self.optimization)
+        return Payload(fields=fields, tables={"data": self.data})
+
+    @classmethod
+    def _from_payload(cls, payload: Payload) -> LmmResult:
+        fields = dict(payload.fields)
+        data = payload.tables["data"]
+        fields["optimization"] = OptimizationRecord(**fields["optimization"])
+        fields["warnings"] = tuple(fields.get("warnings", ()))
+        matrices = build_model_matrices(fields["formula"], data)
+        return cls(matrices=matrices, _data=data, **fields)
 
     def __repr__(self) -> str:
         crit = (
@@ -802,7 +924,8 @@ class LmmResult:
 # fitting
 # ------------------------------------------------------------------------------
 def fit_lmm(
-    formula: str, data: Any, reml: bool = True, *, start: Sequence[float] | None = None
+    formula: str, data: Any, reml: bool = True, *, start: Sequence[float] | None = None,
+    time: str | None = None,
 ) -> LmmResult:
     """Fit a linear mixed-effects model with one grouping factor.
 
@@ -821,6 +944,9 @@ def fit_lmm(
         for likelihood-ratio tests of fixed effects, see :func:`lrt`).
     start : sequence of float, optional
         Starting θ (default: lme4's identity start).
+    time : str, optional
+        The model's time variable (e.g. ``"months_since_onset"``), used for exposure
+        effects, figures and reports. Default: the random slope's variable.
 
     Returns
     -------
@@ -840,7 +966,12 @@ def fit_lmm(
         ``Λ`` below 1e-4: a variance at zero or a correlation at ±1).
     """
     with _single_threaded_blas():
-        return _fit_lmm(formula, data, reml, start)
+        result = _fit_lmm(formula, data, reml, start)
+    if time is not None:
+        mm = result.matrices
+        time_variable(mm.variables, mm.random_names, time)  # a clear error if absent
+        result.time_axis = time
+    return result
 
 
 @contextlib.contextmanager
@@ -1087,135 +1218,17 @@ def _blocks_nested(ms: ModelMatrices, mb: ModelMatrices) -> bool:
 
 
 # ------------------------------------------------------------------------------
-# one renderer, two formatters
+# variance parameters by broom.mixed names
 # ------------------------------------------------------------------------------
-@dataclass
-class _Table:
-    title: str
-    header: list[str]
-    rows: list[list[str]]
-    align: list[str]  # "l" or "r"
-
-
-@dataclass
-class _SummaryTables:
-    title: str
-    lines: list[str]
-    tables: list[_Table]
-    notes: list[str]
-
-
-def _fmt(x: float, digits: int = 4) -> str:
-    if x is None or (isinstance(x, float) and not np.isfinite(x)):
-        return "" if x is None else str(x)
-    return f"{x:.{digits}g}" if abs(x) >= 1e5 or (abs(x) < 1e-3 and x != 0) else f"{x:.{digits}f}"
-
-
-def _fmt_p(p: float) -> str:
-    return "<2e-16" if p < 2e-16 else f"{p:.3g}"
-
-
-def _summary_tables(fit: LmmResult) -> _SummaryTables:
-    crit = "REML" if fit.reml else "maximum likelihood"
-    lines = [
-        f"Formula: {fit.formula}",
-        f"Observations: {fit.nobs}; groups ({fit.matrices.grouping}): {fit.ngroups}",
-    ]
-    if fit.reml:
-        lines.append(f"REML criterion at convergence: {fit.reml_criterion:.4f}")
-    else:
-        lines.append(
-            f"AIC {fit.aic:.4f}  BIC {fit.bic:.4f}  logLik {fit.loglik:.4f}  "
-            f"deviance {fit.deviance:.4f}  df.resid {fit.df_residual}"
-        )
-    vc = fit.variance_components
-    re_rows = []
+def _variance_terms(vc: pd.DataFrame) -> pd.DataFrame:
+    """``sd__<term>``, ``cor__<a>.<b>`` and ``sd__Observation`` with their estimates."""
+    names = []
     for _, r in vc.iterrows():
-        if pd.isna(r["var2"]):
-            name = "" if pd.isna(r["var1"]) else str(r["var1"])
-            re_rows.append([str(r["grp"]), name, _fmt(r["vcov"]), _fmt(r["sdcor"]), ""])
+        if r["grp"] == "Residual":
+            names.append("sd__Observation")
+        elif pd.isna(r["var2"]):
+            names.append(f"sd__{r['var1']}")
         else:
-            re_rows.append(
-                [str(r["grp"]), f"{r['var1']} ~ {r['var2']}", "", "", f"{r['sdcor']:.3f}"]
-            )
-    random_table = _Table(
-        "Random effects",
-        ["Groups", "Name", "Variance", "Std.Dev.", "Corr"],
-        re_rows,
-        ["l", "l", "r", "r", "r"],
-    )
-    fe = fit.fixed_effects
-    fe_rows = [
-        [
-            str(name),
-            _fmt(r["estimate"]),
-            _fmt(r["std_error"]),
-            f"{r['df']:.1f}",
-            f"{r['t_value']:.3f}",
-            _fmt_p(r["p_value"]),
-            _fmt(r["ci_lower"]),
-            _fmt(r["ci_upper"]),
-        ]
-        for name, r in fe.iterrows()
-    ]
-    fixed_table = _Table(
-        "Fixed effects (Satterthwaite df; Wald 95% CI)",
-        ["", "Estimate", "Std. Error", "df", "t value", "Pr(>|t|)", "2.5 %", "97.5 %"],
-        fe_rows,
-        ["l"] + ["r"] * 7,
-    )
-    opt = fit.optimization
-    notes = list(fit.warnings)
-    notes.append(
-        f"optimizer {opt.optimizer}: {opt.n_evaluations} evaluations, "
-        f"|gradient| {opt.gradient_norm:.2g}, {opt.elapsed_seconds:.3f} s"
-    )
-    return _SummaryTables(
-        title=f"Linear mixed model fit by {crit}",
-        lines=lines,
-        tables=[random_table, fixed_table],
-        notes=notes,
-    )
-
-
-def _render_text(s: _SummaryTables) -> str:
-    out = [s.title, *s.lines, ""]
-    for t in s.tables:
-        widths = [
-            max(len(t.header[c]), *(len(r[c]) for r in t.rows)) if t.rows else len(t.header[c])
-            for c in range(len(t.header))
-        ]
-
-        def line(cells: list[str], widths: list[int] = widths, t: _Table = t) -> str:
-            return " ".join(
-                c.ljust(w) if a == "l" else c.rjust(w)
-                for c, w, a in zip(cells, widths, t.align, strict=True)
-            ).rstrip()
-
-        out.append(f"{t.title}:")
-        out.append(line(t.header))
-        out.extend(line(r) for r in t.rows)
-        out.append("")
-    out.extend(s.notes)
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _render_html(s: _SummaryTables) -> str:
-    e = html.escape
-    parts = [f"<div class='alsfrs-lmm'><h4>{e(s.title)}</h4>"]
-    parts.extend(f"<div>{e(line)}</div>" for line in s.lines)
-    for t in s.tables:
-        parts.append(f"<table><caption>{e(t.title)}</caption><thead><tr>")
-        parts.extend(f"<th>{e(h)}</th>" for h in t.header)
-        parts.append("</tr></thead><tbody>")
-        for r in t.rows:
-            parts.append("<tr>")
-            parts.extend(
-                f"<td style='text-align:{'left' if a == 'l' else 'right'}'>{e(c)}</td>"
-                for c, a in zip(r, t.align, strict=True)
-            )
-            parts.append("</tr>")
-        parts.append("</tbody></table>")
-    parts.extend(f"<p>{e(n)}</p>" for n in s.notes)
-    parts.append("</div>")
-    return "".join(parts)
+            names.append(f"cor__{r['var1']}.{r['var2']}")
+    return pd.DataFrame({"estimate": vc["sdcor"].to_numpy(dtype=float)},
+                        index=pd.Index(names, name="term", dtype=object))

@@ -36,9 +36,11 @@ from alsfrs.errors import Problem, ValidationError
 from alsfrs.formula import MixedFormula, parse_formula, r_column_name
 
 __all__ = [
+    "Design",
     "GroupStatistics",
     "ModelMatrices",
     "as_frame",
+    "build_design",
     "build_model_matrices",
     "group_statistics",
 ]
@@ -703,3 +705,150 @@ def _check_rank(X: np.ndarray, names: Sequence[str]) -> None:
 def column_levels(matrices: ModelMatrices) -> Mapping[str, list]:
     """Factor levels used for each categorical variable (first = reference)."""
     return dict(matrices.levels)
+
+
+@dataclass(frozen=True, eq=False)
+class Design:
+    """A fixed-effects design built from a right-hand side, with R's column names.
+
+    Used by engines that have no random effects (Cox, conditional logistic):
+    the same factor coding (:func:`_factor`) and naming (:func:`r_column_name`)
+    as :func:`build_model_matrices`.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n, p)
+        Design matrix (without the intercept column when ``intercept=False``).
+    names : tuple of str
+        R names of the columns (``sexM``, ``onset_sitebulbar``, ``age_at_dx``).
+    levels : dict of str to list
+        Factor levels of each categorical variable (first = reference).
+    variables : tuple of str
+        Data columns the right-hand side uses.
+    """
+
+    X: np.ndarray
+    names: tuple[str, ...]
+    levels: dict[str, list]
+    variables: tuple[str, ...]
+    _spec: Any = field(default=None, repr=False)
+    _intercept: bool = True
+
+    def design(self, data: Any) -> np.ndarray:
+        """The design matrix for new data, coded with the fit-time factor levels."""
+        frame = as_frame(data)
+        missing = [v for v in self.variables if v not in frame.columns]
+        if missing:
+            raise ValidationError([Problem(rule="unknown_column", column=v,
+                                           message=f"column {v!r} is missing")
+                                   for v in missing], context="new data")
+        work = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+        problems = []
+        for v in self.variables:
+            col = frame[v].reset_index(drop=True)
+            if col.isna().any():
+                problems.append(Problem(rule="missing_values", column=v,
+                                        message=f"{int(col.isna().sum())} row(s) have a "
+                                        "missing value"))
+                continue
+            if v in self.levels:
+                lv = self.levels[v]
+                unknown = sorted({str(x) for x in pd.unique(col.astype(object))} -
+                                 {str(x) for x in lv})
+                if unknown:
+                    problems.append(Problem(rule="unknown_level", column=v,
+                                            message=f"level(s) {', '.join(unknown)} were not "
+                                            "in the data the model was fitted to"))
+                    continue
+                work[v] = pd.Categorical(col.astype(object), categories=lv)
+            else:
+                work[v] = pd.to_numeric(col).astype(float).to_numpy()
+        if problems:
+            raise ValidationError(problems, context="new data")
+        if self._spec is None:
+            X = np.ones((len(work), 1))
+        else:
+            X = np.asarray(self._spec.get_model_matrix(work, output="numpy"), dtype=float)
+            X = X.reshape(len(work), -1)
+        return X if self._intercept else X[:, 1:]
+
+
+def build_design(
+    rhs: str,
+    data: Any,
+    *,
+    variable_order: Sequence[str] = (),
+    intercept: bool = True,
+    check_rank: bool = True,
+) -> Design:
+    """Build a fixed-effects design matrix from a right-hand side in lme4/R syntax.
+
+    Parameters
+    ----------
+    rhs : str
+        E.g. ``"anxiolytic + age_at_dx + sex + onset_site"`` (``"1"`` for none).
+    data : DataFrame or object with ``to_frame()``
+        Rows to build the design for; the caller has checked missing values.
+    variable_order : sequence of str, optional
+        Variables in formula order (orders interaction names as R does).
+    intercept : bool, default True
+        ``False`` drops the intercept column *after* treatment coding, as R's
+        ``coxph`` and ``clogit`` do (so a factor keeps its reference level).
+    check_rank : bool, default True
+        Raise a ValidationError naming aliased columns of a rank-deficient design.
+
+    Returns
+    -------
+    Design
+    """
+    from formulaic import model_matrix
+
+    from alsfrs.formula import to_formulaic
+
+    frame = as_frame(data)
+    rhs_f = to_formulaic(rhs)
+    from formulaic import Formula
+
+    try:
+        required = sorted(Formula(rhs_f).required_variables, key=lambda v: rhs_f.find(v))
+    except Exception as exc:
+        raise ValidationError(
+            [Problem(rule="malformed_formula", message=f"cannot read {rhs!r}: {exc}")],
+            context="the model formula") from None
+    missing = [v for v in required if v not in frame.columns]
+    if missing:
+        raise ValidationError(
+            [Problem(rule="unknown_column", column=v,
+                     message=f"the formula uses {v!r}, which is not a column of the data")
+             for v in missing], context="the model data")
+    work = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+    levels: dict[str, list] = {}
+    for v in required:
+        col = frame[v].reset_index(drop=True)
+        if _is_categorical_like(col):
+            fac = _factor(col)
+            levels[v] = list(fac.categories)
+            work[v] = fac
+        else:
+            work[v] = pd.to_numeric(col).astype(float).to_numpy()
+    if rhs_f.strip() in ("1", "") or not required:
+        X = np.ones((len(work), 1))
+        names: tuple[str, ...] = ("(Intercept)",)
+        spec = None
+    else:
+        try:
+            mm = model_matrix(rhs_f, work, output="numpy")
+        except Exception as exc:
+            raise ValidationError(
+                [Problem(rule="malformed_formula", message=f"cannot build {rhs!r}: {exc}")],
+                context="the model formula") from None
+        spec = mm.model_spec
+        X = np.asarray(mm, dtype=float).reshape(len(work), -1)
+        names = tuple(r_column_name(c, tuple(variable_order)) for c in spec.column_names)
+    if not intercept:
+        if names and names[0] == "(Intercept)":
+            X, names = X[:, 1:], names[1:]
+    if check_rank and X.shape[1]:
+        _check_rank(X, names)
+    return Design(X=np.ascontiguousarray(X), names=names, levels=levels,
+                  variables=tuple(required), _spec=spec, _intercept=intercept)

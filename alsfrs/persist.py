@@ -15,7 +15,6 @@ file that is not an alsfrs result, or is damaged, raises ValidationError.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import math
@@ -127,51 +126,69 @@ def _data_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
-def _fitted_data(result: Any) -> pd.DataFrame:
-    mm = getattr(result, "matrices", None) or result.design.mm
-    cols = [c for c in mm.variables if c in result._data.columns]
-    return result._data[cols]
+def _check_result(result: Any) -> Any:
+    from alsfrs.results import Result
+
+    if not isinstance(result, Result) or not type(result).kind:
+        raise ValidationError(Problem(
+            rule="bad_option",
+            message=f"cannot save a {type(result).__name__}: only alsfrs results "
+                    "(subclasses of alsfrs.results.Result with a kind) can be saved"))
+    return result
 
 
-def save_result(result: Any, path: str | os.PathLike) -> Path:
-    """Save a fitted :class:`~alsfrs.LmmResult` or :class:`~alsfrs.BayesResult`.
+def save_result(result: Any, path: str | os.PathLike, **options: Any) -> Path:
+    """Save any fitted alsfrs result (see :class:`alsfrs.results.Result`).
 
-    Returns the path written (``.zip`` is not added: any name works).
+    The result says what it stores (:meth:`~alsfrs.results.Result._to_payload`):
+    numbers and tables as JSON, named tables as Parquet, posterior draws as
+    netCDF. Returns the path written (``.zip`` is not added: any name works).
     """
     from alsfrs import __version__
-    from alsfrs.bayes.result import BayesResult
-    from alsfrs.lmm import LmmResult
 
+    cls = type(_check_result(result))
+    payload = result._to_payload(**options)
     path = Path(path)
-    if isinstance(result, LmmResult):
-        kind = "lmm"
-        skip = {"matrices", "_data"}
-        fields = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)
-                  if f.name not in skip}
-        fields["optimization"] = dataclasses.asdict(result.optimization)
-    elif isinstance(result, BayesResult):
-        kind = "bayes"
-        fields = {"formula": result.formula, "family": result.family,
-                  "parameterization": result.parameterization, "sampler": result.sampler,
-                  "seed": result.seed, "time": result.time, "timing": result.timing,
-                  "settings": result.settings, "priors": dataclasses.asdict(result.priors)}
-    else:
-        raise ValidationError(Problem(rule="bad_option",
-                                      message=f"cannot save a {type(result).__name__}: only "
-                                              "LmmResult and BayesResult"))
-    meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": kind,
-            "alsfrs_version": __version__, "fields": _enc(fields)}
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "kind": cls.kind,
+            "module": cls.__module__, "alsfrs_version": __version__,
+            "tables": sorted(payload.tables), "idata": payload.idata is not None,
+            "fields": _enc(payload.fields)}
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(META, json.dumps(meta, allow_nan=False))
-        zf.writestr(DATA, _data_bytes(_fitted_data(result)))
-        if kind == "bayes":
+        for name, frame in payload.tables.items():
+            zf.writestr(_table_member(name), _data_bytes(frame))
+        if payload.idata is not None:
             from alsfrs import azcompat
 
             with tempfile.TemporaryDirectory() as tmp:
                 nc = os.path.join(tmp, IDATA)
-                azcompat.save(result.idata, nc)
+                azcompat.save(payload.idata, nc)
                 zf.write(nc, IDATA)
     return path
+
+
+def _table_member(name: str) -> str:
+    return DATA if name == "data" else f"table_{name}.parquet"
+
+
+def _result_class(path: str, kind: Any, module: Any) -> Any:
+    """The registered class of a saved kind, importing its alsfrs module if needed."""
+    import importlib
+
+    from alsfrs.results import result_type
+
+    try:
+        return result_type(str(kind))
+    except KeyError:
+        pass
+    if isinstance(module, str) and (module == "alsfrs" or module.startswith("alsfrs.")):
+        try:
+            importlib.import_module(module)
+            return result_type(str(kind))
+        except (ImportError, KeyError):
+            pass
+    raise _bad(path, f"unknown result kind {kind!r} (saved by a newer alsfrs, or by an "
+                     "extension that is not imported)")
 
 
 def load_result(path: str | os.PathLike) -> Any:
@@ -182,6 +199,8 @@ def load_result(path: str | os.PathLike) -> Any:
     ValidationError
         The file is missing, not an alsfrs result, from a newer format, or damaged.
     """
+    from alsfrs.results import Payload
+
     path = str(path)
     if not os.path.exists(path):
         raise ValidationError(Problem(rule="file_not_found", message=f"no such file: {path}"))
@@ -198,60 +217,27 @@ def load_result(path: str | os.PathLike) -> Any:
             if int(meta.get("version", 0)) > FORMAT_VERSION:
                 raise _bad(path, f"saved by a newer alsfrs (format version {meta['version']}); "
                                  "upgrade alsfrs to read it")
-            if DATA not in names:
-                raise _bad(path, f"damaged result file: {DATA} is missing")
-            data = pd.read_parquet(io.BytesIO(zf.read(DATA)))
-            fields = _dec(meta["fields"])
-            if meta["kind"] == "lmm":
-                return _load_lmm(fields, data)
-            if meta["kind"] == "bayes":
-                if IDATA not in names:
-                    raise _bad(path, f"damaged result file: {IDATA} is missing")
+            cls = _result_class(path, meta.get("kind"), meta.get("module"))
+            tables = {}
+            for name in meta.get("tables", ["data"]):
+                member = _table_member(str(name))
+                if member not in names:
+                    raise _bad(path, f"damaged result file: {member} is missing")
+                tables[str(name)] = pd.read_parquet(io.BytesIO(zf.read(member)))
+            idata = None
+            if IDATA in names:
                 with tempfile.TemporaryDirectory() as tmp:
                     zf.extract(IDATA, tmp)
                     from alsfrs import azcompat
 
                     idata = azcompat.load(os.path.join(tmp, IDATA))
                     idata.load()
-                return _load_bayes(fields, data, idata)
-            raise _bad(path, f"unknown result kind {meta.get('kind')!r}")
+            elif meta.get("idata", meta.get("kind") == "bayes"):
+                raise _bad(path, f"damaged result file: {IDATA} is missing")
+            payload = Payload(fields=_dec(meta["fields"]), tables=tables, idata=idata)
+            return cls._from_payload(payload)
     except ValidationError:
         raise
     except (zipfile.BadZipFile, json.JSONDecodeError, KeyError, ValueError, TypeError,
             OSError) as exc:
         raise _bad(path, f"damaged result file: {type(exc).__name__}: {exc}") from None
-
-
-def _load_lmm(fields: dict[str, Any], data: pd.DataFrame) -> Any:
-    from alsfrs.lmm import LmmResult, OptimizationRecord
-    from alsfrs.matrices import build_model_matrices
-
-    fields = dict(fields)
-    fields["optimization"] = OptimizationRecord(**fields["optimization"])
-    fields["warnings"] = tuple(fields.get("warnings", ()))
-    matrices = build_model_matrices(fields["formula"], data)
-    return LmmResult(matrices=matrices, _data=data, **fields)
-
-
-def _load_bayes(fields: dict[str, Any], data: pd.DataFrame, idata: Any) -> Any:
-    from alsfrs.bayes.model import build_model, make_design
-    from alsfrs.bayes.priors import Prior, PriorSet
-    from alsfrs.bayes.result import BayesResult
-    from alsfrs.matrices import build_model_matrices
-
-    p = fields["priors"]
-
-    def prior(d: dict) -> Prior:
-        return Prior(d["dist"], tuple(d["params"]))
-
-    priors = PriorSet(fixed={k: prior(v) for k, v in p["fixed"].items()},
-                      sd={k: prior(v) for k, v in p["sd"].items()},
-                      sigma=prior(p["sigma"]), lkj_eta=float(p["lkj_eta"]), nu=prior(p["nu"]))
-    design = make_design(build_model_matrices(fields["formula"], data), fields["time"])
-    model = build_model(design, priors, family=fields["family"],
-                        parameterization=fields["parameterization"])
-    return BayesResult(formula=fields["formula"], family=fields["family"],
-                       parameterization=fields["parameterization"], sampler=fields["sampler"],
-                       seed=fields["seed"], idata=idata, design=design, priors=priors,
-                       model=model, timing=fields["timing"], settings=fields["settings"],
-                       _data=data)

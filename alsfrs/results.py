@@ -135,14 +135,18 @@ def _plain(v: Any) -> str:
 
 
 def diagnostics_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
-    """Build a ``diagnostics()`` frame from ``(check, value, criterion, passed[, note])`` rows."""
+    """Build a ``diagnostics()`` frame from ``(check, value, criterion, passed[, note])`` rows.
+
+    ``value`` is an object column so that counts stay integers and measures floats.
+    """
     full = [(*r, "") if len(r) == 4 else tuple(r) for r in rows]
-    out = pd.DataFrame(full, columns=["check", *DIAGNOSTIC_COLUMNS]).set_index("check")
-    out["passed"] = out["passed"].astype(bool)
-    # counts stay integers, measures floats: one object column keeps both exact
-    out["value"] = pd.Series([_scalar(v) for v in out["value"]], index=out.index, dtype=object)
-    out["note"] = out["note"].astype(object)
-    return out
+    index = pd.Index([r[0] for r in full], name="check", dtype=object)
+    return pd.DataFrame({
+        "value": pd.Series([_scalar(r[1]) for r in full], index=index, dtype=object),
+        "criterion": pd.Series([str(r[2]) for r in full], index=index, dtype=object),
+        "passed": pd.Series([bool(r[3]) for r in full], index=index, dtype=bool),
+        "note": pd.Series([str(r[4]) for r in full], index=index, dtype=object),
+    })
 
 
 # -- display: one description, two renderers --------------------------------------------
@@ -181,15 +185,11 @@ def format_frame(frame: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         elif col.dtype.kind in "iu":
             out[c] = [f"{v:,d}" for v in col.to_numpy()]
         elif col.dtype.kind == "f":
-            vals = col.to_numpy()
-            finite = vals[np.isfinite(vals)]
-            whole = finite.size > 0 and bool(np.all(finite == np.round(finite))) and bool(
-                np.all(np.abs(finite) < 1e15))
-            out[c] = [("–" if not np.isfinite(v) and np.isnan(v) else
-                       ("inf" if v > 0 else "-inf") if not np.isfinite(v) else
-                       f"{int(v):,d}" if whole else _num(v, digits)) for v in vals]
+            out[c] = [_float(v, digits) for v in col.to_numpy()]
         else:
-            out[c] = ["–" if _missing(v) else _plain(v) for v in col.tolist()]
+            out[c] = ["–" if _missing(v) else _float(float(v), digits)
+                      if isinstance(v, float | np.floating) and not isinstance(v, bool)
+                      else _plain(v) for v in col.tolist()]
     return out
 
 
@@ -200,8 +200,16 @@ def _missing(v: Any) -> bool:
         return False
 
 
-def _num(v: float, digits: int) -> str:
-    if v != 0 and (abs(v) < 10 ** (-digits) or abs(v) >= 1e7):
+def _float(v: float, digits: int) -> str:
+    """A float for display: whole numbers (counts) as integers, very small or very large
+    magnitudes in scientific notation, the rest with ``digits`` decimals."""
+    if np.isnan(v):
+        return "–"
+    if not np.isfinite(v):
+        return "inf" if v > 0 else "-inf"
+    if v == round(v) and abs(v) < 1e15:
+        return f"{int(v):,d}"
+    if abs(v) < 10 ** (-digits - 2) or abs(v) >= 1e7:
         return f"{v:.{max(digits - 1, 1)}e}"
     return f"{v:,.{digits}f}"
 
@@ -297,7 +305,7 @@ class Result(abc.ABC):
         """What to show (rendered by :func:`render_text` and :func:`render_html`)."""
 
     @abc.abstractmethod
-    def _to_payload(self) -> Payload:
+    def _to_payload(self, **options: Any) -> Payload:
         """Everything needed to rebuild the result, without pickle."""
 
     @classmethod
@@ -316,15 +324,16 @@ class Result(abc.ABC):
     def _repr_html_(self) -> str:
         return render_html(self._display())
 
-    def save(self, path: Any) -> Any:
+    def save(self, path: Any, **options: Any) -> Any:
         """Save to one file (JSON + Parquet + netCDF in a zip; no pickle).
 
         Load it back with :func:`alsfrs.load_result`; every number round-trips exactly.
-        Returns the path written.
+        ``options`` go to the type's :meth:`_to_payload` (e.g. ``full=True`` for a
+        Bayesian fit's recomputable draws). Returns the path written.
         """
         from alsfrs.persist import save_result
 
-        return save_result(self, path)
+        return save_result(self, path, **options)
 
     def diagnostic_messages(self) -> list[str]:
         """Plain statements of every failed check (empty when all pass)."""
@@ -332,8 +341,11 @@ class Result(abc.ABC):
         out = []
         for check, row in d.iterrows():
             if not bool(row["passed"]):
-                note = f": {row['note']}" if row["note"] else ""
-                out.append(f"{check} = {_plain(row['value'])} fails {row['criterion']}{note}")
+                note = f" ({row['note']})" if row["note"] else ""
+                value = row["value"]
+                shown = f"{value:.4g}" if isinstance(value, float) else _plain(value)
+                out.append(f"{check} is {shown}, which fails the criterion "
+                           f"{row['criterion']}{note}")
         return out
 
 

@@ -70,7 +70,7 @@ class ModelSpec:
 
     def fit_model(self, data: Any, **overrides: Any):
         """Fit this specification to a Cohort or analysis frame with its engine."""
-        options = {**self.fit, **overrides}
+        options = {"time": self.time_axis, **self.fit, **overrides}
         self.check_exposure(data)
         if self.engine == "lmm":
             from alsfrs.lmm import fit_lmm

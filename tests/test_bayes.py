@@ -57,7 +57,7 @@ def test_parameterisations_give_the_same_posterior(collapsed, noncentered):
 
 def test_result_interface(collapsed, small_cohort):
     s = collapsed.summary()
-    assert list(s.columns) == ["mean", "sd", "hdi_lower", "hdi_upper", "r_hat", "ess_bulk",
+    assert list(s.columns) == ["mean", "sd", "hdi_lower_95", "hdi_upper_95", "r_hat", "ess_bulk",
                                "ess_tail"]
     assert list(s.index) == ["(Intercept)", "months", "antidepressant", "months:antidepressant",
                              "sd__(Intercept)", "sd__months", "cor__(Intercept).months",

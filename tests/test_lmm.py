@@ -23,6 +23,7 @@ from alsfrs.lmm import (
     lrt,
 )
 from alsfrs.matrices import build_model_matrices
+from alsfrs.results import render_html
 
 DATA = Path(__file__).parent / "reference" / "data"
 EXPOSURE_MODEL = (
@@ -309,16 +310,21 @@ def test_exposure_effects_handle_other_time_interactions() -> None:
 
 def test_summary_text_and_html_come_from_one_renderer() -> None:
     fit = exposure_fit()
-    text = fit.summary()
+    text = str(fit)
     html_text = fit._repr_html_()
     for piece in ("REML criterion at convergence", "months:antidepressant", "Residual", "sexM"):
         assert piece in text
         assert piece in html_text
-    assert "<table>" in html_text
-    tables = lmm_module._summary_tables(fit)
-    tables.lines.append("<script>alert(1)</script> & more")
-    rendered = lmm_module._render_html(tables)
+    assert "<table" in html_text
+    display = fit._display()
+    display.header.append(("note", "<script>alert(1)</script> & more"))
+    rendered = render_html(display)
     assert "<script>" not in rendered and "&lt;script&gt;" in rendered and "&amp; more" in rendered
+    summary = fit.summary()
+    assert isinstance(summary, pd.DataFrame)
+    assert summary.loc["months:antidepressant", "estimate"] == \
+        fit.fixed_effects.loc["months:antidepressant", "estimate"]
+    assert {"ci_lower_95", "ci_upper_95", "df", "p_value"} <= set(summary.columns)
 
 
 # -- likelihood-ratio test ------------------------------------------------------------------
@@ -365,7 +371,7 @@ def test_singular_fit_warns() -> None:
     for t in (1e-3, 1e-2, 0.1):
         assert prof.evaluate(np.array([fit.theta[0], t])).objective >= fit.reml_criterion
     assert any("singular" in w for w in fit.warnings)
-    assert "singular" in fit.summary()
+    assert "singular" in str(fit)
 
 
 def test_singular_check_is_scale_free() -> None:

@@ -73,9 +73,11 @@ def test_effect_sizes_by_hand(lmm, bayes):
 def test_diagnostics_tables(lmm, bayes):
     for r in (lmm, bayes):
         d = tables.diagnostics_table(r)
-        assert list(d.columns) == ["value", "threshold", "passed"]
+        assert list(d.columns) == ["value", "criterion", "passed", "note"]
         assert d["passed"].dtype == bool
     assert tables.diagnostics_table(lmm).loc["optimiser converged", "passed"]
+    # counts stay integers in the raw table
+    assert isinstance(bayes.diagnostics().loc["divergent transitions", "value"], int)
 
 
 def test_saved_results_round_trip_exactly(lmm, bayes, tmp_path):
@@ -132,9 +134,13 @@ def test_report_is_self_contained(lmm, bayes, cohort, tmp_path):
     text = path.read_text()
     _no_external_requests(text)
     assert "Test &lt;b&gt;report&lt;/b&gt;" in text
-    for section in ("Data and row accounting", "Model specifications", "Effect sizes",
+    for section in ("Key findings", "Data and row accounting", "Models", "Effects",
                     "Diagnostics", "Figures", "Software and reproducibility"):
         assert section in text
+    # key findings come first, in words, before any table
+    assert text.index("Key findings") < text.index("<table")
+    assert re.search(r"Antidepressant use: \d\.\d\d points/month (faster|slower) decline "
+                     r"\(95% (CI|credible interval)", text)
     assert text.count("data:image/png;base64,") >= 6
     assert "Simulated truth" in text
     visible = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)

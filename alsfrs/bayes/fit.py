@@ -305,3 +305,8 @@ def compare(results: Sequence[BayesResult] | Mapping[str, BayesResult]) -> pd.Da
         raise ValidationError(problems, context="compare")
     unit = units.pop()
     return azcompat.compare({k: r.idata for k, r in results.items()}, var_name=unit)
+
+
+#: Public name of the step that turns sampled draws into what users read (per-patient
+#: effects, log-likelihood, posterior predictive); loading a saved fit reruns it.
+augment_posterior = _augment

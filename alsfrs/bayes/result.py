@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import html
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -15,7 +15,16 @@ from alsfrs.bayes.model import Design
 from alsfrs.bayes.priors import PriorSet
 from alsfrs.effects import EFFECT_COLUMNS, exposure_contrasts
 from alsfrs.errors import Problem, ValidationError
+from alsfrs.longitudinal import LongitudinalResult, interval_columns
 from alsfrs.matrices import as_frame
+from alsfrs.results import (
+    Display,
+    DisplayTable,
+    ModelRecord,
+    Payload,
+    diagnostics_frame,
+    versions,
+)
 
 __all__ = ["ESS_MIN", "RHAT_MAX", "BayesResult"]
 
@@ -31,7 +40,7 @@ def flat_draws(a: Any) -> np.ndarray:
 
 
 @dataclass(eq=False)
-class BayesResult:
+class BayesResult(LongitudinalResult):
     """A fitted Bayesian hierarchical slope model.
 
     Attributes
@@ -62,8 +71,17 @@ class BayesResult:
     timing: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     _data: pd.DataFrame | None = field(repr=False, default=None)
+    versions: dict[str, str] = field(repr=False, default_factory=versions)
+
+    kind = "bayes"
+    short_name = "Bayes"
 
     # -- basics ------------------------------------------------------------------------
+    @property
+    def matrices(self) -> Any:
+        """The shared model matrices (``design.mm``)."""
+        return self.design.mm
+
     @property
     def nobs(self) -> int:
         return self.design.mm.n_obs
@@ -172,8 +190,8 @@ class BayesResult:
             pred[known] += np.einsum("nq,nq->n", Z[known], b[pos[known]])
         return pred
 
-    def exposure_effects(self, exposures: Any = None, time: str | None = None,
-                         level: float = 0.95, margin: float = 0.1) -> pd.DataFrame:
+    def exposure_effects(self, exposures: Any = None, *, level: float = 0.95,
+                         margin: float = 0.1, time: str | None = None) -> pd.DataFrame:
         """Difference in monthly decline for each exposure, from the posterior.
 
         Same columns as :meth:`alsfrs.lmm.LmmResult.exposure_effects` (posterior
@@ -225,12 +243,13 @@ class BayesResult:
     def summary(self, hdi_prob: float = 0.95) -> pd.DataFrame:
         """Posterior summary indexed by lme4 term names.
 
-        Columns: ``mean, sd, hdi_lower, hdi_upper`` (highest-density interval at
-        ``hdi_prob``), ``r_hat`` (rank-normalised split R-hat), ``ess_bulk``,
-        ``ess_tail``. Random-effect SDs are ``sd__<term>``, correlations
+        Columns: ``mean, sd, hdi_lower_95, hdi_upper_95`` (highest-density interval at
+        ``hdi_prob``; the names carry the level), ``r_hat`` (rank-normalised split
+        R-hat), ``ess_bulk``, ``ess_tail``. Random-effect SDs are ``sd__<term>``, correlations
         ``cor__<a>.<b>``, the residual SD ``sd__Observation`` (broom.mixed names).
         """
         params = self._parameters()
+        lo_name, hi_name = interval_columns(hdi_prob, "hdi")
         vars_ = sorted({v for _, v, _ in params})
         rhat = azcompat.rhat(self.idata, vars_)
         ess_b = azcompat.ess(self.idata, vars_, "bulk")
@@ -239,8 +258,8 @@ class BayesResult:
         for name, var, idx in params:
             d = self.draws(var)[(slice(None), *idx)]
             lo, hi = azcompat.hdi(d, hdi_prob)
-            rows.append({"term": name, "mean": d.mean(), "sd": d.std(ddof=1), "hdi_lower": lo,
-                         "hdi_upper": hi, "r_hat": float(rhat[var][idx]),
+            rows.append({"term": name, "mean": d.mean(), "sd": d.std(ddof=1), lo_name: lo,
+                         hi_name: hi, "r_hat": float(rhat[var][idx]),
                          "ess_bulk": float(ess_b[var][idx]), "ess_tail": float(ess_t[var][idx])})
         out = pd.DataFrame(rows).set_index("term")
         out.attrs["hdi_prob"] = hdi_prob
@@ -261,65 +280,148 @@ class BayesResult:
             bfmi = float("nan")
         rows = [
             ("max R-hat", float(s["r_hat"].max()), f"<= {RHAT_MAX}",
-             bool(s["r_hat"].max() <= RHAT_MAX)),
+             bool(s["r_hat"].max() <= RHAT_MAX), _worst(s["r_hat"], max)),
             ("min bulk ESS", float(s["ess_bulk"].min()), f">= {ESS_MIN}",
-             bool(s["ess_bulk"].min() >= ESS_MIN)),
+             bool(s["ess_bulk"].min() >= ESS_MIN), _worst(s["ess_bulk"], min)),
             ("min tail ESS", float(s["ess_tail"].min()), f">= {ESS_MIN}",
-             bool(s["ess_tail"].min() >= ESS_MIN)),
-            ("divergent transitions", float(div), "0", div == 0),
-            ("min E-BFMI", bfmi, ">= 0.3", bool(bfmi >= 0.3) if np.isfinite(bfmi) else True),
+             bool(s["ess_tail"].min() >= ESS_MIN), _worst(s["ess_tail"], min)),
+            ("divergent transitions", div, "0", div == 0,
+             "raise target_accept or reparameterise" if div else ""),
+            ("min E-BFMI", bfmi, ">= 0.3", bool(bfmi >= 0.3) if np.isfinite(bfmi) else True,
+             "" if np.isfinite(bfmi) else "not available for this sampler"),
         ]
-        return pd.DataFrame(rows, columns=["check", "value", "threshold", "passed"]
-                            ).set_index("check")
-
-    def diagnostic_messages(self) -> list[str]:
-        """Plain statements of every failed diagnostic (empty when all pass)."""
-        s = self.summary()
-        msgs = []
-        bad_r = s.index[s["r_hat"] > RHAT_MAX].tolist()
-        if bad_r:
-            msgs.append(f"R-hat above {RHAT_MAX} for {', '.join(bad_r)} (max "
-                        f"{s['r_hat'].max():.3f}): the chains disagree; run longer")
-        bad_e = s.index[s["ess_bulk"] < ESS_MIN].tolist()
-        if bad_e:
-            msgs.append(f"bulk ESS below {ESS_MIN} for {', '.join(bad_e)} (min "
-                        f"{s['ess_bulk'].min():.0f}): increase draws")
-        d = self.diagnostics().loc["divergent transitions", "value"]
-        if d > 0:
-            msgs.append(f"{int(d)} divergent transitions: the posterior may be biased; raise "
-                        "target_accept or reparameterise")
-        return msgs
+        return diagnostics_frame(rows)
 
     def loo(self) -> Any:
         """PSIS-LOO (leave one patient out for Gaussian fits)."""
         return azcompat.loo(self.idata, self.loo_unit)
 
-    # -- display -----------------------------------------------------------------------
+    # -- the result contract -------------------------------------------------------------
+    def parameters(self, level: float = 0.95) -> pd.DataFrame:
+        """Every parameter: posterior mean, SD and equal-tailed interval at ``level``."""
+        a = (1 - level) / 2
+        rows = []
+        for name, var, idx in self._parameters():
+            d = self.draws(var)[(slice(None), *idx)]
+            lo, hi = np.quantile(d, [a, 1 - a])
+            rows.append({"term": name, "estimate": d.mean(), "std_error": d.std(ddof=1),
+                         "ci_lower": lo, "ci_upper": hi})
+        out = pd.DataFrame(rows).set_index("term")
+        out.attrs["interval"] = f"equal-tailed {100 * level:g}% posterior"
+        return out
+
+    def prior_table(self) -> list[tuple[str, str]]:
+        """The priors of the fitted model's own parameters (``nu`` only for Student-t;
+        correlations only where a random-effects block has several terms)."""
+        rows = [(k, str(v)) for k, v in self.priors.fixed.items()]
+        rows += [(f"sd__{k}", str(v)) for k, v in self.priors.sd.items()]
+        if any(len(b) > 1 for b in self.design.mm.blocks):
+            rows.append(("cor__ (correlation matrix)", f"lkj({self.priors.lkj_eta:g})"))
+        rows.append(("sigma", str(self.priors.sigma)))
+        if self.family != "gaussian":
+            rows.append(("nu", str(self.priors.nu)))
+        return rows
+
+    def posterior_predictive_scores(self) -> np.ndarray | None:
+        """Replicated visit scores (draws × visits) from ``idata.posterior_predictive``,
+        or None when the result holds none."""
+        pp = getattr(self.idata, "posterior_predictive", None)
+        if pp is None or "y" not in pp:
+            return None
+        return flat_draws(pp["y"].values)
+
+    def slope_sd_draws(self) -> np.ndarray | float:
+        names = list(self.design.random_names)
+        if self.time in names:
+            return self.draws("sd")[:, names.index(self.time)]
+        return float("nan")
+
+    def coefficient_draws(self, terms: Any) -> np.ndarray:
+        names = list(self.design.fixed_names)
+        return self.draws("beta")[:, [names.index(t) for t in terms]]
+
+    @property
+    def model_spec(self) -> ModelRecord:
+        return ModelRecord(formula=self.formula, engine="pymc",
+                           settings={"family": self.family,
+                                     "parameterization": self.parameterization,
+                                     "sampler": self.sampler, "time": self.time,
+                                     **self.settings},
+                           seed=self.seed, versions=dict(self.versions))
+
+    def _display(self) -> Display:
+        st = self.settings
+        header = [("Formula", self.formula),
+                  ("Model", f"{self.family}, {self.parameterization}, sampler {self.sampler}"),
+                  ("Data", f"{self.nobs} visits, {self.ngroups} patients"),
+                  ("Sampling", f"{st.get('chains')} chains × {st.get('draws')} draws "
+                               f"(+ {st.get('tune')} tuning), seed {self.seed}")]
+        return Display(title="Bayesian hierarchical model", header=header,
+                       tables=[DisplayTable("Posterior summary (95% HDI)", self.summary())],
+                       notes=self.diagnostic_messages())
+
+    def _to_payload(self, full: bool = False, **options: Any) -> Payload:
+        """What a saved Bayesian fit holds.
+
+        The sampled draws (``beta``, ``sd``, ``corr``, ``chol``, ``sigma``, ``nu``)
+        and the sampler statistics always. For the collapsed parameterisation the
+        per-patient effects, the per-patient log-likelihood and the posterior
+        predictive draws are exact functions of those draws and the seed, so they
+        are recomputed on loading (bit for bit) instead of stored, unless
+        ``full=True``: a 1,000-patient fit then takes a few MB, not 50.
+        """
+        idata = self.idata
+        recompute = self.parameterization == "collapsed" and not full
+        if recompute:
+            post = idata.posterior
+            keep = [v for v in ("beta", "sd", "corr", "chol", "sigma", "nu") if v in post]
+            idata = azcompat.assemble(posterior=post[keep], sample_stats=idata.sample_stats)
+        fields = {"formula": self.formula, "family": self.family,
+                  "parameterization": self.parameterization, "sampler": self.sampler,
+                  "seed": self.seed, "time": self.time, "timing": self.timing,
+                  "settings": self.settings, "priors": dataclasses.asdict(self.priors),
+                  "versions": self.versions, "recompute_derived": recompute}
+        return Payload(fields=fields, tables={"data": self.data}, idata=idata)
+
+    @classmethod
+    def _from_payload(cls, payload: Payload) -> BayesResult:
+        from alsfrs.bayes.model import build_model, make_design
+        from alsfrs.bayes.priors import Prior
+        from alsfrs.matrices import build_model_matrices
+
+        f = payload.fields
+        data = payload.tables["data"]
+        p = f["priors"]
+
+        def prior(d: dict) -> Prior:
+            return Prior(d["dist"], tuple(d["params"]))
+
+        priors = PriorSet(fixed={k: prior(v) for k, v in p["fixed"].items()},
+                          sd={k: prior(v) for k, v in p["sd"].items()},
+                          sigma=prior(p["sigma"]), lkj_eta=float(p["lkj_eta"]), nu=prior(p["nu"]))
+        design = make_design(build_model_matrices(f["formula"], data), f["time"])
+        model = build_model(design, priors, family=f["family"],
+                            parameterization=f["parameterization"])
+        idata = payload.idata
+        if f.get("recompute_derived"):
+            from alsfrs.bayes.fit import augment_posterior
+
+            idata = augment_posterior(idata, design, f["family"], f["parameterization"],
+                                      f["seed"])
+        return cls(formula=f["formula"], family=f["family"],
+                   parameterization=f["parameterization"], sampler=f["sampler"], seed=f["seed"],
+                   idata=idata, design=design, priors=priors, model=model,
+                   timing=f["timing"], settings=f["settings"], _data=data,
+                   versions=f.get("versions", {}))
+
     def __repr__(self) -> str:
         return (f"<BayesResult {self.family}/{self.parameterization}: {self.formula}; "
                 f"{self.nobs} visits, {self.ngroups} patients>")
 
-    def __str__(self) -> str:
-        s = self.summary()
-        with pd.option_context("display.width", 120, "display.float_format", "{:.3f}".format):
-            return (f"Bayesian hierarchical model ({self.family}, {self.parameterization}, "
-                    f"{self.sampler})\nformula: {self.formula}\n"
-                    f"{self.nobs} visits, {self.ngroups} patients; "
-                    f"{self.settings.get('chains')} chains x {self.settings.get('draws')} draws"
-                    f"\n\n{s.to_string()}")
 
-    def save(self, path: str) -> object:
-        """Save to one file (JSON + Parquet + netCDF in a zip; no pickle).
-
-        Load it back with :func:`alsfrs.load_result`; every number round-trips exactly.
-        """
-        from alsfrs.persist import save_result
-
-        return save_result(self, path)
-
-    def _repr_html_(self) -> str:
-        s = self.summary().round(3)
-        head = (f"<p><strong>Bayesian hierarchical model</strong> ({html.escape(self.family)}, "
-                f"{html.escape(self.parameterization)})<br><code>{html.escape(self.formula)}"
-                f"</code><br>{self.nobs} visits, {self.ngroups} patients</p>")
-        return head + s.to_html(escape=True)
+def _worst(col: pd.Series, pick: Any) -> str:
+    """Which parameter is worst on a diagnostic (for the note)."""
+    if col.empty:
+        return ""
+    name = col.idxmax() if pick is max else col.idxmin()
+    return f"worst: {name}"

@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import io
-import platform
 import warnings
 from collections.abc import Mapping, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +21,17 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from alsfrs.figures import png_bytes
 from alsfrs.report import tables
+from alsfrs.report.registry import (
+    PARTS,
+    FigureBlock,
+    Paragraph,
+    ReportContext,
+    TableBlock,
+    renderer_for,
+)
+from alsfrs.results import format_frame, has_exposure_effects, versions
 
 __all__ = ["render_report", "write_report"]
 
@@ -34,38 +41,31 @@ PACKAGES = ("alsfrs", "numpy", "pandas", "scipy", "statsmodels", "formulaic", "p
 
 
 def _table(frame: pd.DataFrame, *, index: bool = True, digits: int = 3) -> Markup:
-    """A DataFrame as escaped HTML, numbers rounded for display only."""
-    shown = frame.copy()
-    for c in shown.columns:
-        if shown[c].dtype == bool:
-            shown[c] = np.where(shown[c], "pass", "FAIL")
-    html_text = shown.to_html(escape=True, index=index, na_rep="–", border=0,
-                              float_format=lambda x: f"{x:,.{digits}f}")
+    """A DataFrame as escaped HTML: numbers rounded for display only, counts as
+    integers, flags as yes/no, pass/fail columns marked."""
+    shown = format_frame(frame, digits)
+    if "passed" in frame.columns and frame["passed"].dtype == bool:
+        shown["passed"] = np.where(frame["passed"].to_numpy(), "pass", "FAIL")
+    html_text = shown.to_html(escape=True, index=index, na_rep="–", border=0)
     html_text = html_text.replace("<td>pass</td>", '<td class="pass">pass</td>')
     html_text = html_text.replace("<td>FAIL</td>", '<td class="fail">FAIL</td>')
     return Markup(html_text)
 
 
 def _png(fig: Any) -> str:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    return base64.b64encode(png_bytes(fig)).decode("ascii")
 
 
 def _named(results: Any) -> dict[str, Any]:
+    """Results by display name: a mapping as given; otherwise named by the engine's
+    short name and numbered when repeated."""
     if isinstance(results, Mapping):
         return {str(k): v for k, v in results.items()}
     if not isinstance(results, Sequence):
         results = [results]
     out: dict[str, Any] = {}
     for r in results:
-        if hasattr(r, "idata"):
-            base = f"Bayesian ({r.parameterization})"
-        else:
-            base = f"Mixed model ({'REML' if getattr(r, 'reml', True) else 'ML'})"
+        base = str(getattr(r, "short_name", type(r).__name__))
         name, k = base, 2
         while name in out:
             name, k = f"{base} {k}", k + 1
@@ -73,67 +73,50 @@ def _named(results: Any) -> dict[str, Any]:
     return out
 
 
-def _spec_table(r: Any) -> pd.DataFrame:
-    if hasattr(r, "idata"):
-        rows = {"engine": "Bayesian hierarchical model (PyMC NUTS)", "family": r.family,
-                "parameterization": r.parameterization, "sampler": r.sampler,
-                "chains × draws (+ tuning)": f"{r.settings.get('chains')} × "
-                f"{r.settings.get('draws')} (+ {r.settings.get('tune')})",
-                "seed": str(r.seed)}
-    else:
-        rows = {"engine": "linear mixed model (profiled deviance)",
-                "criterion": "REML" if r.reml else "ML",
-                "optimiser": r.optimization.optimizer,
-                "inference": "Satterthwaite df (lmerTest), Wald 95% intervals"}
-    return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]})
+def _figure(block: FigureBlock) -> dict[str, str]:
+    """Render a figure block; a failure is reported in its place, never dropped."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig = block.figure() if callable(block.figure) else block.figure
+            return {"png": _png(fig), "caption": block.caption, "error": ""}
+    except Exception as exc:  # a figure must never take the whole report down
+        return {"png": "", "caption": block.caption,
+                "error": f"This figure could not be drawn: {type(exc).__name__}: {exc}"}
 
 
-def _versions() -> pd.DataFrame:
-    rows = [("python", platform.python_version())]
-    for p in PACKAGES:
-        try:
-            rows.append((p, metadata.version(p)))
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            rows.append((p, "not installed"))
-    return pd.DataFrame(rows, columns=["package", "version"])
+def _blocks(blocks: Sequence[Any], figures: bool) -> list[dict[str, Any]]:
+    out = []
+    for b in blocks:
+        if isinstance(b, Paragraph):
+            out.append({"type": "p", "text": b.text})
+        elif isinstance(b, TableBlock):
+            out.append({"type": "table", "caption": b.caption, "details": b.details,
+                        "html": _table(b.frame, index=b.index, digits=b.digits)})
+        elif isinstance(b, FigureBlock) and figures:
+            out.append({"type": "figure", **_figure(b)})
+    return out
 
 
-def _figures(named: dict[str, Any], truth: dict | None) -> tuple[str | None, list]:
+def _comparison_figure(named: dict[str, Any], ctx: ReportContext, figures: bool
+                       ) -> dict[str, Any] | None:
+    """The forest plot of every result that reports exposure effects, side by side."""
+    with_effects = {k: v for k, v in named.items() if has_exposure_effects(v)}
+    if not with_effects or not figures:
+        return None
     from alsfrs.report import plots
 
-    figs: list[dict[str, str]] = []
-    forest = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            forest = _png(plots.forest_plot(named, truth=truth))
-        except Exception as exc:
-            figs.append({"png": "", "caption": f"forest plot unavailable: {exc}"})
-        first_name, first = next(iter(named.items()))
-        exposures = list(first.exposure_effects().index)
-        figs.append({"png": _png(plots.trajectory_plot(first)),
-                     "caption": f"Observed ALSFRS-R and fitted lines of a random sample of "
-                                f"patients (pseudonymised), {first_name}."})
-        for e in exposures:
-            figs.append({"png": _png(plots.mean_trajectory_plot(first, e)),
-                         "caption": f"Population mean trajectory with 95% band, "
-                                    f"{tables._name(e).lower()} vs none ({first_name})."})
-            figs.append({"png": _png(plots.slope_distribution_plot(first, e)),
-                         "caption": f"Per-patient slopes by {tables._name(e).lower()} "
-                                    f"({first_name})."})
-        for name, r in named.items():
-            if hasattr(r, "idata"):
-                figs.append({"png": _png(plots.ppc_plot(r)),
-                             "caption": f"Posterior predictive check of visit scores, {name}."})
-                figs.append({"png": _png(plots.rank_plot(r)),
-                             "caption": f"Rank plots of the chains, {name}."})
-                figs.append({"png": _png(plots.prior_posterior_plot(r)),
-                             "caption": f"Prior and posterior of the key effects, {name}."})
-    return forest, [f for f in figs if f["png"]]
+    truth = (ctx.truth or {}).get("exposure_slope_effects")
+    caption = ("Difference in decline per exposure, by model, with "
+               f"{100 * ctx.level:g}% intervals (dots and bars)")
+    caption += "; crosses mark the simulated truth." if truth else "."
+    return _figure(FigureBlock(
+        lambda: plots.forest_plot(with_effects, truth=truth, level=ctx.level), caption))
 
 
 def render_report(results: Any, *, cohort: Any = None, title: str = "alsfrs report",
-                  show_ids: bool = False, margin: float = 0.1, figures: bool = True) -> str:
+                  show_ids: bool = False, margin: float = 0.1, figures: bool = True,
+                  level: float = 0.95) -> str:
     """The report as an HTML string (see :func:`write_report`)."""
     named = _named(results)
     if not named:
@@ -141,28 +124,19 @@ def render_report(results: Any, *, cohort: Any = None, title: str = "alsfrs repo
 
         raise ValidationError(Problem(rule="bad_option", message="write_report needs a result"))
     truth = getattr(cohort, "truth", None) if cohort is not None else None
-    models = []
-    seeds: list[tuple[str, str]] = []
-    if truth:
-        seeds.append(("simulation", str(truth.get("seed"))))
+    ctx = ReportContext(truth=truth, show_ids=show_ids, level=level, cohort=cohort,
+                        extra={"margin": margin})
+    findings: list[str] = []
+    parts: dict[str, list[dict[str, Any]]] = {p: [] for p in PARTS}
+    specs = []
     for name, r in named.items():
-        priors = None
-        if hasattr(r, "idata"):
-            priors = _table(pd.DataFrame(r.priors.table(), columns=["parameter", "prior"]),
-                            index=False)
-            seeds.append((name, str(r.seed)))
-        eff = tables.effect_sizes(r, margin=margin)
-        if truth:
-            eff.insert(1, "truth", [truth["exposure_slope_effects"].get(e, np.nan)
-                                    for e in eff.index])
-        models.append({
-            "name": name, "formula": r.formula, "nobs": r.nobs, "ngroups": r.ngroups,
-            "spec": _table(_spec_table(r), index=False), "priors": priors,
-            "effects": _table(eff), "parameters": _table(tables.parameter_table(r)),
-            "diagnostics": _table(tables.diagnostics_table(r)),
-            "warnings": (r.diagnostic_messages() if hasattr(r, "diagnostic_messages")
-                         else list(getattr(r, "warnings", ()))),
-        })
+        renderer = renderer_for(r)
+        findings += renderer.key_findings(name, r, ctx)
+        for sec in renderer.sections(name, r, ctx):
+            parts.setdefault(sec.part, []).append(
+                {"title": sec.title, "blocks": _blocks(sec.blocks, figures)})
+        spec = r.model_spec
+        specs.append((name, spec.seed))
     cohort_ctx = None
     if cohort is not None:
         cohort_ctx = {
@@ -182,8 +156,8 @@ def render_report(results: Any, *, cohort: Any = None, title: str = "alsfrs repo
                            "hazard ratio (death or IMV)": truth["exposure_hazard_ratios"]})
         tt.index = [tables._name(e) for e in tt.index]
         truth_table = _table(tt)
-    forest, figs = _figures(named, truth["exposure_slope_effects"] if truth else None) \
-        if figures else (None, [])
+    seeds = ([("simulation", str(truth.get("seed")))] if truth else []) + [
+        (n, str(s)) for n, s in specs if s is not None]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     from alsfrs import __version__
@@ -191,8 +165,14 @@ def render_report(results: Any, *, cohort: Any = None, title: str = "alsfrs repo
     return env.get_template("report.html.j2").render(
         title=title, version=__version__, show_ids=show_ids,
         generated=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), cohort=cohort_ctx,
-        models=models, margin=f"{margin:g}", forest=forest, truth=truth_table, figures=figs,
-        software=_table(_versions(), index=False), seeds=seeds)
+        findings=findings, parts=parts, comparison=_comparison_figure(named, ctx, figures),
+        truth=truth_table, software=_table(_versions(), index=False), seeds=seeds,
+        level=f"{100 * level:g}")
+
+
+def _versions() -> pd.DataFrame:
+    v = versions(PACKAGES)
+    return pd.DataFrame(list(v.items()), columns=["package", "version"])
 
 
 def _exposure_rule(cohort: Any) -> str:
@@ -208,14 +188,14 @@ def _exposure_rule(cohort: Any) -> str:
 
 def write_report(results: Any, path: str | Path, cohort: Any = None, *,
                  title: str = "alsfrs report", show_ids: bool = False, margin: float = 0.1,
-                 figures: bool = True) -> Path:
+                 figures: bool = True, level: float = 0.95) -> Path:
     """Write one self-contained HTML report.
 
     Parameters
     ----------
     results
-        A fitted result, a list of them, or a mapping name → result (mixed-model
-        and Bayesian fits side by side).
+        A fitted result, a list of them, or a mapping name → result: any alsfrs
+        result (each type has a renderer in :mod:`alsfrs.report.registry`).
     path
         The ``.html`` file to write.
     cohort
@@ -231,6 +211,8 @@ def write_report(results: Any, path: str | Path, cohort: Any = None, *,
         (points/month).
     figures
         Include the figures (set False for a quick text-only report).
+    level
+        Interval level for every table and figure (default 0.95).
 
     Returns
     -------
@@ -238,7 +220,7 @@ def write_report(results: Any, path: str | Path, cohort: Any = None, *,
         The file written.
     """
     text = render_report(results, cohort=cohort, title=title, show_ids=show_ids,
-                         margin=margin, figures=figures)
+                         margin=margin, figures=figures, level=level)
     path = Path(path)
     path.write_text(text, encoding="utf-8")
     return path

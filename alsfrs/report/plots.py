@@ -34,8 +34,12 @@ from matplotlib.lines import Line2D
 from scipy import stats
 
 from alsfrs import azcompat
+from alsfrs.effects import time_derivative
 from alsfrs.errors import Problem, ValidationError
+from alsfrs.figures import new_figure
+from alsfrs.longitudinal import LongitudinalResult
 from alsfrs.matrices import ModelMatrices
+from alsfrs.timeaxis import time_label
 
 __all__ = [
     "forest_plot",
@@ -52,11 +56,6 @@ __all__ = [
 SCORE_LABEL = "ALSFRS-R (points)"
 DIFFERENCE_LABEL = "Difference in decline (points/month)"
 SLOPE_LABEL = "Per-patient slope (points/month)"
-_TIME_LABELS = {
-    "months": "Months since diagnosis",
-    "months_since_diagnosis": "Months since diagnosis",
-    "months_since_onset": "Months since onset",
-}
 #: Range of the ALSFRS-R total score.
 SCORE_MAX = 48
 #: Most panels a trace or rank plot draws (one per scalar parameter).
@@ -71,33 +70,34 @@ def _fail(rule: str, message: str, column: str | None = None) -> ValidationError
 
 
 def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Any, Axes]:
-    """The caller's Axes and its figure, or a new constrained-layout Figure with one Axes."""
+    """The caller's Axes and its figure, or a new constrained-layout figure with one Axes."""
     if ax is None:
-        fig = Figure(figsize=figsize, layout="constrained")
+        fig = new_figure(figsize=figsize, layout="constrained")
         return fig, fig.add_subplot()
     if not isinstance(ax, Axes):
         raise _fail("invalid_axes", f"ax must be a matplotlib Axes, got {type(ax).__name__}")
     return ax.figure, ax
 
 
-def _matrices(result: Any) -> ModelMatrices:
-    """The ModelMatrices of either engine's result."""
-    mm = getattr(result, "matrices", None)
-    if mm is None:
-        design = getattr(result, "design", None)
-        mm = getattr(design, "mm", None)
-    if not isinstance(mm, ModelMatrices):
+def _longitudinal(result: Any) -> Any:
+    """The result, if it is a longitudinal model (the contract these figures read)."""
+    if not isinstance(result, LongitudinalResult):
         raise _fail(
             "invalid_result",
-            "expected a fitted result (alsfrs.LmmResult or alsfrs.BayesResult), got "
-            f"{type(result).__name__}",
+            "expected a fitted longitudinal model (alsfrs.LmmResult, alsfrs.BayesResult, ...), "
+            f"got {type(result).__name__}",
         )
-    return mm
+    return result
+
+
+def _matrices(result: Any) -> ModelMatrices:
+    """The shared model matrices of a fitted longitudinal model."""
+    return _longitudinal(result).matrices
 
 
 def _fitted_data(result: Any, mm: ModelMatrices) -> pd.DataFrame:
     """The fitted long frame (one row per visit, in the rows of the model matrices)."""
-    data = getattr(result, "_data", None)
+    data = _longitudinal(result).data
     if not isinstance(data, pd.DataFrame) or len(data) != mm.n_obs:
         raise _fail(
             "no_fitted_data",
@@ -107,23 +107,16 @@ def _fitted_data(result: Any, mm: ModelMatrices) -> pd.DataFrame:
 
 
 def _time_variable(result: Any, mm: ModelMatrices) -> str:
-    """The time variable: the result's own, else the random slope's variable, else months."""
-    time = getattr(result, "time", None)
-    if not time:
-        time = next(
-            (n for n in mm.random_names if n != "(Intercept)" and n in mm.variables), "months"
-        )
-    if time not in mm.variables:
-        raise _fail("unknown_column", f"the time variable {time!r} is not in the model", time)
-    return str(time)
+    """The model's own time variable (:attr:`LongitudinalResult.time`)."""
+    return _longitudinal(result).time
 
 
 def _time_label(time: str) -> str:
-    return _TIME_LABELS.get(time, time.replace("_", " ").capitalize())
+    return time_label(time)
 
 
 def _bayes(result: Any, what: str) -> Any:
-    """The InferenceData of a Bayesian fit; ValidationError for anything else."""
+    """The InferenceData of a posterior-based fit; ValidationError for anything else."""
     idata = getattr(result, "idata", None)
     if idata is None or not hasattr(idata, "posterior"):
         raise _fail(
@@ -134,11 +127,7 @@ def _bayes(result: Any, what: str) -> Any:
 
 
 def _engine_name(result: Any) -> str:
-    if getattr(result, "idata", None) is not None:
-        return "Bayes"
-    if getattr(result, "matrices", None) is not None:
-        return "LMM"
-    return type(result).__name__
+    return str(getattr(result, "short_name", type(result).__name__))
 
 
 def _pseudonyms(n: int) -> list[str]:
@@ -217,13 +206,8 @@ def _design_over_time(
 def _time_derivative(
     design: Callable[[pd.DataFrame], np.ndarray], data: pd.DataFrame, time: str
 ) -> np.ndarray:
-    """d design / d time for every row (central differences; exact up to quadratics)."""
-    t = pd.to_numeric(data[time]).to_numpy(dtype=float)
-    h = 1e-3 * max(1.0, float(np.std(t)))
-    up, down = data.copy(), data.copy()
-    up[time] = t + h
-    down[time] = t - h
-    return (np.asarray(design(up), dtype=float) - np.asarray(design(down), dtype=float)) / (2 * h)
+    """d design / d time for every row (the one definition in :mod:`alsfrs.effects`)."""
+    return time_derivative(design, data, time)
 
 
 def _check_level(level: Any) -> float:
@@ -269,11 +253,7 @@ def _named_results(results: Any) -> list[tuple[str, Any]]:
 
 
 def _effects_table(result: Any, exposures: list[str] | None, level: float) -> pd.DataFrame:
-    mm = _matrices(result)
-    kw: dict[str, Any] = {"time": _time_variable(result, mm), "level": level}
-    if exposures is not None:
-        kw["exposures"] = exposures
-    return result.exposure_effects(**kw)
+    return result.exposure_effects(exposures, level=level)
 
 
 def forest_plot(
@@ -647,18 +627,11 @@ def mean_trajectory_plot(
 # 4. distribution of per-patient slopes
 # ------------------------------------------------------------------------------
 def _patient_slopes(result: Any, mm: ModelMatrices, data: pd.DataFrame, time: str) -> np.ndarray:
-    """Each patient's own rate of change (points per time unit), averaged over their visits."""
-    coef = result.coef
-    fixed = list(mm.fixed_names)
-    beta = result.fixed_effects["estimate"].reindex(fixed).to_numpy(dtype=float)
-    b = result.random_effects.reindex(columns=list(mm.random_names)).to_numpy(dtype=float)
-    if len(coef) != mm.n_groups or b.shape != (mm.n_groups, mm.n_random):
+    """Each patient's own rate of change (``result.patient_slopes()``), in ``mm`` order."""
+    slopes = _longitudinal(result).patient_slopes()
+    if len(slopes) != mm.n_groups:
         raise _fail("invalid_result", "per-patient effects do not match the model's patients")
-    per_row = _time_derivative(mm.fixed_design, data, time) @ beta
-    per_row = per_row + np.einsum(
-        "nq,nq->n", _time_derivative(mm.random_design, data, time), b[mm.group]
-    )
-    return np.bincount(mm.group, weights=per_row, minlength=mm.n_groups) / mm.group_sizes
+    return slopes.to_numpy(dtype=float)
 
 
 def slope_distribution_plot(result: Any, exposure: str, ax: Axes | None = None) -> Figure:
@@ -872,7 +845,7 @@ def trace_plot(bayes_result: Any, var_names: Sequence[str] = ("beta", "sd", "sig
     idata = _bayes(bayes_result, "trace_plot")
     sub, names = _pseudonymised_posterior(bayes_result, idata, var_names)
     rows = _n_scalars(sub, names)
-    fig = Figure(figsize=(10.0, 0.5 + 1.7 * rows), layout="constrained")
+    fig = new_figure(figsize=(10.0, 0.5 + 1.7 * rows), layout="constrained")
     axes = fig.subplots(rows, 2, squeeze=False)
     with _quiet_arviz():
         azcompat.plot_trace(sub, names, axes=axes, compact=False, show=False)
@@ -907,7 +880,7 @@ def rank_plot(bayes_result: Any, var_names: Sequence[str] = ("beta", "sd", "sigm
     n = _n_scalars(sub, names)
     ncols = min(3, n)
     nrows = -(-n // ncols)
-    fig = Figure(figsize=(3.6 * ncols, 0.4 + 2.6 * nrows), layout="constrained")
+    fig = new_figure(figsize=(3.6 * ncols, 0.4 + 2.6 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for extra in axes.ravel()[n:]:
         extra.remove()
@@ -1020,7 +993,7 @@ def prior_posterior_plot(
     if ax is None:
         ncols = min(3, n)
         nrows = -(-n // ncols)
-        fig = Figure(figsize=(4.2 * ncols, 0.4 + 3.2 * nrows), layout="constrained")
+        fig = new_figure(figsize=(4.2 * ncols, 0.4 + 3.2 * nrows), layout="constrained")
         grid = fig.subplots(nrows, ncols, squeeze=False).ravel()
         for extra in grid[n:]:
             extra.remove()

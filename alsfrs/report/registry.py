@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 __all__ = [
+    "PARTS",
     "FigureBlock",
     "Paragraph",
     "Renderer",
@@ -66,12 +67,17 @@ class FigureBlock:
 Block = Paragraph | TableBlock | FigureBlock
 
 
+#: The parts of the report, in reading order. A section names the part it belongs to.
+PARTS = ("effects", "models", "diagnostics", "figures")
+
+
 @dataclass
 class Section:
-    """A titled part of the report."""
+    """A titled part of the report; ``part`` is one of :data:`PARTS`."""
 
     title: str
     blocks: list[Block] = field(default_factory=list)
+    part: str = "models"
 
 
 @dataclass

@@ -1,0 +1,21 @@
+"""Survival and case-control analyses: Surv formulas, the survival frame, Cox,
+Kaplan–Meier and the log-rank test, conditional logistic regression, and the
+REM-suppression comparison.
+
+Stable public pieces other engines build on (the joint model):
+:func:`alsfrs.survival.surv.parse_surv_formula` (the one reader of
+``Surv(...) ~ ...``), :func:`alsfrs.survival.frame.survival_frame` (one row per
+patient) and :func:`alsfrs.survival.frame.survival_data` (checked arrays).
+"""
+
+from alsfrs.survival.frame import SurvivalData, split_at, survival_data, survival_frame
+from alsfrs.survival.surv import SurvFormula, parse_surv_formula
+
+__all__ = [
+    "SurvFormula",
+    "SurvivalData",
+    "parse_surv_formula",
+    "split_at",
+    "survival_data",
+    "survival_frame",
+]
