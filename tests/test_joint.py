@@ -338,50 +338,30 @@ def test_dynamic_prediction(small_fit, cohort):
                                                                  seed=1))
 
 
-def test_payload_round_trip(small_fit, tmp_path):
-    from alsfrs import azcompat
-    from alsfrs.joint import JointResult
-    from alsfrs.results import Payload
-
-    pay = small_fit._to_payload()
-    # idata through netCDF, tables through Parquet, as persistence stores them
-    nc = tmp_path / "idata.nc"
-    azcompat.save(pay.idata, str(nc))
-    idata = azcompat.load(str(nc))
-    tables = {}
-    for k, t in pay.tables.items():
-        t.to_parquet(tmp_path / f"{k}.parquet")
-        tables[k] = pd.read_parquet(tmp_path / f"{k}.parquet")
-    back = JointResult._from_payload(Payload(fields=pay.fields, tables=tables, idata=idata))
+def test_save_load_round_trip(small_fit, tmp_path):
+    """Saved and loaded through alsfrs.load_result: every number bit for bit."""
+    path = small_fit.save(tmp_path / "joint.zip")
+    back = alsfrs.load_result(path)
+    assert type(back) is type(small_fit)
     pd.testing.assert_frame_equal(back.summary(), small_fit.summary(), check_exact=True)
     pd.testing.assert_frame_equal(back.hazard_ratios(), small_fit.hazard_ratios(),
                                   check_exact=True)
+    np.testing.assert_array_equal(back.draws("patient_effects"),
+                                  small_fit.draws("patient_effects"))
     np.testing.assert_array_equal(back.design.long.mm.X, small_fit.design.long.mm.X)
     np.testing.assert_array_equal(back.design.surv.W, small_fit.design.surv.W)
+    np.testing.assert_array_equal(back.design.knots, small_fit.design.knots)
+    assert back.model_spec.settings == small_fit.model_spec.settings
+    assert back.timing == small_fit.timing
 
 
-def test_spline_baseline_closed_form_matches_quadrature():
-    """Log-linear spline baseline: closed form = Gauss-Legendre = scipy, incl. beyond the
-    last knot; per-patient times too."""
-    rng = np.random.default_rng(5)
-    D, G = 2, 12
-    spec = BaselineSpec(kind="spline", knots=np.array([0.0, 5.0, 12.0, 20.0, np.inf]),
-                        t_scale=15.0, association="value", closed_form=True,
-                        quadrature_nodes=12, t_end=31.0)
-    coef = [rng.normal(38, 5, (D, G)), rng.normal(-1, 0.7, (D, G))]
-    alpha = np.full((D, 1), -0.09)
-    eta = alpha * (coef[0] - 35)
-    base = rng.normal(-4, 0.4, (D, 5))
-    times = np.array([0.0, 4.0, 13.0, 31.0, 40.0])
-    closed = cumulative_hazard(spec, times, coef, eta, alpha, None, base)
-    quad = cumulative_hazard(spec, times, coef, eta, alpha, None, base, closed_form=False)
-    np.testing.assert_allclose(closed, quad, rtol=1e-10)
-    per = cumulative_hazard(spec, np.tile(times, (G, 1)), coef, eta, alpha, None, base)
-    np.testing.assert_allclose(per, closed, rtol=1e-12)
-
-    def h(t):
-        return np.exp(log_hazard(spec, np.array([t]), [coef[0][:1, 3:4], coef[1][:1, 3:4]],
-                                 eta[:1, 3:4], alpha[:1], None, base[:1]))[0, 0]
-    ref = sum(integrate.quad(h, a, b, epsabs=1e-13, epsrel=1e-12)[0]
-              for a, b in [(0, 5), (5, 12), (12, 20), (20, 31), (31, 40)])
-    assert closed[0, 3, 4] == pytest.approx(ref, rel=1e-9)
+def test_report(small_fit, cohort, tmp_path):
+    """The joint renderer: HR table with truth, α in words, figures, no patient ids."""
+    path = alsfrs.write_report({"joint": small_fit}, tmp_path / "r.html", cohort)
+    text = path.read_text()
+    assert "joint model — survival" in text and "value(alsfrs_r)" in text
+    assert "point lost" in text and "hr_truth" in text
+    assert "example patient (pseudonymised)" in text or "dynamic prediction" in text
+    assert text.count("<img") >= 2
+    ids = set(cohort.patients.index)
+    assert not any(f">{p}<" in text for p in ids)

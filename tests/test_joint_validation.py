@@ -32,7 +32,7 @@ SURV = ("Surv(months_to_death_imv, death_imv) ~ anxiolytic + hypnotic + antidepr
 JM_NAMES = {"anxiolytic": "anxiolytic", "hypnotic": "hypnotic",
             "antidepressant": "antidepressant", "age_at_dx": "age_at_dx",
             "onset_sitebulbar": "onset_sitebulbar", "value(alsfrs_r)": "value(alsfrs_r)"}
-BASELINE = "spline"
+BASELINE = "piecewise"
 
 
 def truth_log_hr(survival: dict) -> dict[str, float]:
@@ -65,7 +65,7 @@ def jmbayes2():
 
 def test_agrees_with_jmbayes2(reference_fit, jmbayes2):
     """Posterior means of γ and α within 0.3 posterior SD of JMbayes2's (different
-    priors and baselines: JMbayes2 a penalised B-spline, here a log-linear spline)."""
+    priors and baselines: JMbayes2 a penalised B-spline, here piecewise constant)."""
     jm, _ = jmbayes2
     hr = reference_fit.hazard_ratios()
     assert set(JM_NAMES) == set(hr.index)

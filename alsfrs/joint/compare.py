@@ -33,10 +33,11 @@ def cox_hazard_ratios(survival: str, patients: pd.DataFrame, level: float = 0.95
 
     from alsfrs.joint.fit import _parse_survival, _survival_matrix
 
-    tname, ename, rhs = _parse_survival(survival)
+    f = _parse_survival(survival)
     pf = patients.reset_index(drop=True)
-    W, names, _, _ = _survival_matrix(rhs, pf)
-    fit = PHReg(pf[tname].to_numpy(float), W, status=pf[ename].to_numpy(float),
+    design = _survival_matrix(f, pf)
+    W, names = design.X, design.names
+    fit = PHReg(pf[f.time].to_numpy(float), W, status=pf[f.event].to_numpy(float),
                 ties="efron").fit()
     z = stats.norm.ppf(0.5 + level / 2)
     b, se = np.asarray(fit.params), np.asarray(fit.bse)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import time as _time
 import warnings
 from collections.abc import Mapping
@@ -19,50 +18,33 @@ from alsfrs.matrices import as_frame
 
 __all__ = ["fit_joint"]
 
-_SURV = re.compile(r"^\s*Surv\s*\(\s*([A-Za-z_.][A-Za-z0-9_.]*)\s*,\s*([A-Za-z_.][A-Za-z0-9_.]*)"
-                   r"\s*\)\s*~\s*(.*)$", re.S)
+def _parse_survival(formula: str):
+    """The survival formula (:func:`alsfrs.survival.surv.parse_surv_formula`), checked for
+    what the joint model supports: ``Surv(time, event) ~ covariates``."""
+    from alsfrs.survival.surv import parse_surv_formula
+
+    f = parse_surv_formula(formula, allow_cluster=True)
+    problems = []
+    if f.counting_process:
+        problems.append(Problem(rule="unsupported_formula", message=(
+            "the joint model takes Surv(time, event); Surv(start, stop, event) (left "
+            "truncation, time-varying covariates) is not supported")))
+    if f.strata or f.cluster:
+        problems.append(Problem(rule="unsupported_formula", message=(
+            "strata() and cluster() are not supported by the joint model")))
+    if problems:
+        raise ValidationError(problems, context="the survival formula")
+    return f
 
 
-def _parse_survival(formula: str) -> tuple[str, str, str]:
-    """``Surv(time, event) ~ rhs`` → (time, event, rhs)."""
-    m = _SURV.match(formula) if isinstance(formula, str) else None
-    if not m:
-        raise ValidationError(Problem(
-            rule="malformed_formula",
-            message=f"the survival formula must read 'Surv(time, event) ~ terms', got "
-                    f"{formula!r}"), context="the survival formula")
-    rhs = m.group(3).strip() or "1"
-    return m.group(1), m.group(2), rhs
+def _survival_matrix(f, frame: pd.DataFrame):
+    """Survival covariates (R term names, treatment coding, no intercept) as a
+    :class:`alsfrs.matrices.Design` (its ``design(newdata)`` codes new patients)."""
+    from alsfrs.matrices import build_design
 
-
-def _survival_matrix(rhs: str, frame: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...],
-                                                             dict[str, list], Any]:
-    """Covariates of the survival formula (R term names, treatment coding, no intercept)."""
-    from formulaic import model_matrix
-
-    from alsfrs.formula import _variables_in_order, r_column_name, to_formulaic
-    from alsfrs.matrices import _factor, _is_categorical_like
-
-    work = pd.DataFrame(index=frame.index)
-    levels: dict[str, list] = {}
-    from formulaic import Formula
-
-    variables = sorted(Formula(to_formulaic(rhs)).required_variables) if rhs not in ("1", "0") \
-        else []
-    for v in variables:
-        col = frame[v]
-        if _is_categorical_like(col):
-            fac = _factor(col)
-            levels[v] = list(fac.categories)
-            work[v] = fac
-        else:
-            work[v] = pd.to_numeric(col).astype(float)
-    mm = model_matrix(to_formulaic(rhs), work, output="numpy")
-    order = _variables_in_order("y ~ " + rhs)
-    names = [r_column_name(c, order) for c in mm.model_spec.column_names]
-    X = np.asarray(mm, dtype=float).reshape(len(work), -1)
-    keep = [j for j, n in enumerate(names) if n != "(Intercept)"]
-    return X[:, keep], tuple(names[j] for j in keep), levels, mm.model_spec
+    if not f.has_covariates:
+        return None
+    return build_design(f.rhs, frame, variable_order=f.variable_order, intercept=False)
 
 
 def _patient_frame(data: Any, patients: Any, grouping: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -72,6 +54,13 @@ def _patient_frame(data: Any, patients: Any, grouping: str) -> tuple[pd.DataFram
         pats = getattr(data, "patients", None)
         if isinstance(pats, pd.DataFrame):
             patients = pats
+            if "death_imv" in pats.columns:  # a Cohort: also Surv(months, event) of its
+                from alsfrs.survival.frame import survival_frame  # survival frame
+
+                sf = survival_frame(data).set_index("patient_id")[["months", "event"]]
+                extra = sf.reindex(pats.index)
+                patients = pats.drop(columns=[c for c in ("months", "event")
+                                              if c in pats.columns]).join(extra)
     if patients is None:  # patient-level columns from the visits frame (first row)
         pf = visits.groupby(grouping, sort=True).first()
     else:
@@ -94,7 +83,8 @@ def _patient_frame(data: Any, patients: Any, grouping: str) -> tuple[pd.DataFram
 
 def _survival_data(formula: str, visits: pd.DataFrame, pf: pd.DataFrame, labels: pd.Index,
                    time: str, grouping: str) -> SurvivalData:
-    tname, ename, rhs = _parse_survival(formula)
+    f = _parse_survival(formula)
+    tname, ename = f.time, f.event
     problems: list[Problem] = []
     for c in (tname, ename):
         if c not in pf.columns:
@@ -128,15 +118,7 @@ def _survival_data(formula: str, visits: pd.DataFrame, pf: pd.DataFrame, labels:
     for i in np.flatnonzero(~np.isin(d, (0.0, 1.0))):
         problems.append(Problem(rule="bad_status", patient=pf.index[i], column=ename,
                                 message=f"event status must be 0 or 1, got {pf[ename].iloc[i]!r}"))
-    from formulaic import Formula
-
-    from alsfrs.formula import to_formulaic
-    try:
-        covs = sorted(Formula(to_formulaic(rhs)).required_variables) if rhs not in ("1",
-                                                                                      "0") else []
-    except Exception as exc:
-        raise ValidationError(Problem(rule="malformed_formula", message=str(exc)),
-                              context="the survival formula") from None
+    covs = _survival_variables(f)
     for v in covs:
         if v not in pf.columns:
             problems.append(Problem(rule="unknown_column", column=v,
@@ -158,9 +140,28 @@ def _survival_data(formula: str, visits: pd.DataFrame, pf: pd.DataFrame, labels:
                                         f"({end[j]:.2f}: event or censoring)"))
     if problems:
         raise ValidationError(problems, context="the survival data")
-    W, names, levels, spec = _survival_matrix(rhs, pf.reset_index(drop=True))
+    design = _survival_matrix(f, pf.reset_index(drop=True))
+    if design is None:
+        W, names, levels = np.zeros((len(pf), 0)), (), {}
+    else:
+        W, names, levels = design.X, tuple(design.names), dict(design.levels)
     return SurvivalData(time=T, event=d, W=W, names=names, time_name=tname, event_name=ename,
-                        formula=formula, levels=levels, spec=spec)
+                        formula=formula, levels=levels, spec=design)
+
+
+def _survival_variables(f) -> list[str]:
+    """Covariate columns of a parsed survival formula."""
+    if not f.has_covariates:
+        return []
+    from formulaic import Formula
+
+    from alsfrs.formula import to_formulaic
+
+    try:
+        return sorted(Formula(to_formulaic(f.rhs)).required_variables)
+    except Exception as exc:
+        raise ValidationError(Problem(rule="malformed_formula", message=str(exc)),
+                              context="the survival formula") from None
 
 
 def _check_options(draws, tune, chains, seed) -> None:
@@ -297,7 +298,7 @@ def fit_joint(
     t0 = _time.perf_counter()
     model = build_joint_model(jd, pri)
     cores = min(chains, os.cpu_count() or 1) if cores is None else cores
-    with model, warnings.catch_warnings(), threadpool_limits(limits=1):
+    with model, warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.filterwarnings("ignore", message=".*[Tt]he effective sample size.*")
         warnings.filterwarnings("ignore", message=".*[Rr]hat.*")
         warnings.filterwarnings("ignore", message=".*divergen.*")

@@ -111,17 +111,32 @@ def _cholesky_factor(jd: JointDesign, priors: JointPriors):
     return L
 
 
-def latent_effects(jd: JointDesign, beta_c, L, sigma, z):
+def design_products(jd: JointDesign, beta_c):
+    """Z_i'X_i β (one vector per random effect) and P_d β (one per power of time), from
+    one matrix-vector product (one BLAS call and one in the gradient)."""
+    st = jd.long.stats
+    q = jd.long.mm.n_random
+    G = st.ZtX.shape[0]
+    blocks = [st.ZtX[:, k, :] for k in range(q)] + [jd.P[d] for d in range(jd.degree + 1)]
+    prod = pt.dot(_shared(np.vstack(blocks)), beta_c)
+    parts = [prod[j * G:(j + 1) * G] for j in range(len(blocks))]
+    return parts[:q], parts[q:]
+
+
+def latent_effects(jd: JointDesign, beta_c, L, sigma, z, ztxb=None):
     """Collapsed longitudinal log-likelihood and b_i(θ, z_i) (PyTensor).
 
-    Returns (loglik, [b_0, …, b_{q-1}]) with each b_k a (G,) vector.
+    Returns (loglik, [b_0, …, b_{q-1}]) with each b_k a (G,) vector. ``ztxb``: the
+    products Z_i'X_i β from :func:`design_products` (computed here if not given).
     """
     st = jd.long.stats
     q = jd.long.mm.n_random
+    if ztxb is None:
+        ztxb = design_products(jd, beta_c)[0]
     lam = L / sigma
     Lm = [[lam[i, j] if j <= i else None for j in range(q)] for i in range(q)]
     # c_k = Z_i'y_i - Z_i'X_i beta_c, per patient
-    c = [_shared(st.Zty[:, k]) - pt.dot(_shared(st.ZtX[:, k, :]), beta_c) for k in range(q)]
+    c = [_shared(st.Zty[:, k]) - ztxb[k] for k in range(q)]
     S = [[_shared(st.ZtZ[:, i, j]) for j in range(q)] for i in range(q)]
     # u = Λ'c ; M = S Λ ; A = I + Λ' S Λ   (Λ lower triangular)
     u = [sum(Lm[k][i] * c[k] for k in range(i, q)) for i in range(q)]
@@ -155,11 +170,14 @@ def latent_effects(jd: JointDesign, beta_c, L, sigma, z):
     return loglik, b
 
 
-def trajectory(jd: JointDesign, beta_c, b):
-    """Coefficients of t^d of every patient's true trajectory: list of (G,) tensors."""
+def trajectory(jd: JointDesign, beta_c, b, pb=None):
+    """Coefficients of t^d of every patient's true trajectory: list of (G,) tensors.
+    ``pb``: the products P_d β from :func:`design_products`."""
+    if pb is None:
+        pb = design_products(jd, beta_c)[1]
     out = []
     for d in range(jd.degree + 1):
-        cd = pt.dot(_shared(jd.P[d]), beta_c)
+        cd = pb[d]
         for k in range(len(b)):
             if np.any(jd.Q[d][:, k] != 0):
                 cd = cd + _shared(jd.Q[d][:, k]) * b[k]
@@ -279,8 +297,9 @@ def build_joint_model(jd: JointDesign, priors: JointPriors) -> pm.Model:
             log_shape = pm.Normal("log_shape", *priors.log_shape.params)
             base = pt.stack([log_rate, log_shape])
         z = pm.Normal("z", 0.0, 1.0, dims=("patient", "re_term"))
-        ll_long, b = latent_effects(jd, beta_c, L, sigma, z)
-        coef = trajectory(jd, beta_c, b)
+        ztxb, pb = design_products(jd, beta_c)
+        ll_long, b = latent_effects(jd, beta_c, L, sigma, z, ztxb)
+        coef = trajectory(jd, beta_c, b, pb)
         ll_surv = survival_loglik(jd, coef, gamma, alpha, alpha_s, base)
         pm.Potential("longitudinal_loglik", ll_long)
         pm.Potential("survival_loglik", pt.sum(ll_surv))

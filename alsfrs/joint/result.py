@@ -417,29 +417,10 @@ class JointResult(Result):
 
     def _survival_row(self, row: pd.DataFrame) -> np.ndarray:
         """The survival covariates of one patient as the fit coded them."""
-        spec = self.design.surv.spec
-        if spec is None or not self.design.surv.names:
+        design = self.design.surv.spec
+        if design is None or not self.design.surv.names:
             return np.zeros(0)
-        levels = self.design.surv.levels
-        work = row.copy()
-        problems = []
-        for v, lv in levels.items():
-            if v not in work:
-                problems.append(Problem(rule="unknown_column", column=v,
-                                        message=f"the patient history has no {v!r} column"))
-                continue
-            if work[v].iloc[0] not in lv:
-                problems.append(Problem(rule="unknown_level", column=v,
-                                        message=f"level {work[v].iloc[0]!r} was not in the "
-                                                f"fitted data (levels: {', '.join(map(str, lv))})"))
-            work[v] = pd.Categorical(work[v].astype(object), categories=lv)
-        if problems:
-            raise ValidationError(problems, context="predict_survival")
-        mm = spec.get_model_matrix(work, output="numpy")
-        names = [n for n in spec.column_names]
-        X = np.asarray(mm, dtype=float).reshape(1, -1)[0]
-        keep = [j for j, n in enumerate(names) if n != "Intercept"]
-        return X[keep]
+        return design.design(row)[0]
 
     # -- the contract ------------------------------------------------------------------------
     def diagnostics(self) -> pd.DataFrame:
@@ -551,12 +532,8 @@ class JointResult(Result):
 
 
 def _survival_variables(formula: str) -> set[str]:
-    from formulaic import Formula
-
-    from alsfrs.formula import to_formulaic
     from alsfrs.joint.fit import _parse_survival
+    from alsfrs.joint.fit import _survival_variables as covariates
 
-    t, e, rhs = _parse_survival(formula)
-    if rhs in ("1", "0"):
-        return {t, e}
-    return {t, e, *Formula(to_formulaic(rhs)).required_variables}
+    f = _parse_survival(formula)
+    return {f.time, f.event, *covariates(f)}
