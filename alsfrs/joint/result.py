@@ -492,17 +492,12 @@ class JointResult(Result):
         pats = self.patients[pcols].copy()
         pats.index.name = mm.grouping
         pats = pats.reset_index()
-        for c in pats.columns:
-            if isinstance(pats[c].dtype, pd.CategoricalDtype):
-                pats[c] = pats[c].astype(object)
         fields = {"longitudinal": self.longitudinal, "survival": self.survival,
                   "seed": self.seed, "timing": dict(self.timing),
                   "settings": dict(self.settings),
                   "priors": self.priors.to_dict(self.response)}
+        # categorical columns stay categorical: Parquet keeps the level order (reference)
         visits = self.visits[vcols].reset_index(drop=True).copy()
-        for c in visits.columns:
-            if isinstance(visits[c].dtype, pd.CategoricalDtype):
-                visits[c] = visits[c].astype(object)
         return Payload(fields=fields, tables={"visits": visits, "patients": pats},
                        idata=self.idata)
 
