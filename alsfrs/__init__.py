@@ -15,8 +15,8 @@ from alsfrs.bayes import BayesResult, compare, fit_bayes, prior_predictive
 from alsfrs.cohort import Cohort
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.exposure import REM_SUPPRESSION, derive_exposures
-from alsfrs.joint import JointResult, compare_prognosis, fit_joint
 from alsfrs.io import Table, read_dispensings, read_patients, read_proact, read_visits
+from alsfrs.joint import JointResult, compare_prognosis, fit_joint
 from alsfrs.lmm import LmmResult, fit_lmm, lrt
 from alsfrs.persist import load_result
 from alsfrs.report.html import write_report
