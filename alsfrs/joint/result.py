@@ -434,17 +434,23 @@ class JointResult(Result):
         except (KeyError, ValueError, TypeError):  # pragma: no cover
             bfmi = float("nan")
 
-        def worst(col: str, fn) -> str:
-            i = getattr(s[col], fn)()
+        def worst(col: str, fn: str) -> str:
+            v = s[col]
+            if v.isna().all():
+                return "not computable (one chain, or too few draws)"
+            i = getattr(v, fn)()
             return f"{i[1]} ({i[0]})"
 
+        def check(name: str, col: str, fn: str, crit: str, ok) -> tuple:
+            v = s[col]
+            value = float(getattr(v, "max" if fn == "idxmax" else "min")())
+            passed = bool(ok(value)) if np.isfinite(value) else False
+            return (name, value, crit, passed, worst(col, fn))
+
         rows = [
-            ("max R-hat", float(s["r_hat"].max()), f"<= {RHAT_MAX}",
-             bool(s["r_hat"].max() <= RHAT_MAX), worst("r_hat", "idxmax")),
-            ("min bulk ESS", float(s["ess_bulk"].min()), f">= {ESS_MIN}",
-             bool(s["ess_bulk"].min() >= ESS_MIN), worst("ess_bulk", "idxmin")),
-            ("min tail ESS", float(s["ess_tail"].min()), f">= {ESS_MIN}",
-             bool(s["ess_tail"].min() >= ESS_MIN), worst("ess_tail", "idxmin")),
+            check("max R-hat", "r_hat", "idxmax", f"<= {RHAT_MAX}", lambda x: x <= RHAT_MAX),
+            check("min bulk ESS", "ess_bulk", "idxmin", f">= {ESS_MIN}", lambda x: x >= ESS_MIN),
+            check("min tail ESS", "ess_tail", "idxmin", f">= {ESS_MIN}", lambda x: x >= ESS_MIN),
             ("divergent transitions", div, "0", div == 0, ""),
             ("min E-BFMI", bfmi, ">= 0.3", bool(bfmi >= 0.3) if np.isfinite(bfmi) else True,
              ""),
