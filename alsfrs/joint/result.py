@@ -174,6 +174,11 @@ class JointResult(Result):
     def time(self) -> str:
         return self.design.long.time
 
+    @property
+    def grouping(self) -> str:
+        """The patient identifier column of the visits."""
+        return self.design.long.mm.grouping
+
     def draws(self, name: str) -> np.ndarray:
         """Posterior draws of a variable, chains stacked: shape (draws, ...)."""
         return flat_draws(self.idata.posterior[name].values)

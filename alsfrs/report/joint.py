@@ -100,7 +100,7 @@ class JointRenderer:
         visits = result.visits
         if visits is None or not len(visits):
             return None
-        grouping = result.design.long.mm.grouping
+        grouping = result.grouping
         counts = visits.groupby(grouping, sort=True).size()
         many = counts[counts >= 4]
         if many.empty:
