@@ -4,15 +4,22 @@ A :class:`Cohort` is what every model consumes, through :meth:`Cohort.to_frame`.
 Validation happens here, once: readers check each table on its own, the Cohort
 checks the tables against each other (unknown patients, visits before onset or
 after death/invasive ventilation, dated visits without a diagnosis date), and
-keeps the exclusions ledger: every input row is either used or listed in
+keeps the exclusions ledger (one :class:`~alsfrs.ledger.RowLedger` per table, the
+same class the readers use): every input row is either used or listed in
 :attr:`Cohort.exclusions` with its reason.
+
+Symptom onset is optional: a patient without it keeps every visit, but has no
+``months_since_onset`` and no ΔFS (both missing); :meth:`Cohort.describe` counts
+such patients and ``to_frame(time="months_since_onset")`` leaves them out with
+the reason in the frame's ``attrs["excluded_patients"]``. A model given the
+plain ``to_frame()`` on ``months_since_onset`` refuses the missing values with a
+:class:`~alsfrs.ValidationError` naming the patients.
 """
 
 from __future__ import annotations
 
 import html
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,65 +33,75 @@ from alsfrs.instrument import (
     domain_scores,
     merge_item5,
 )
-from alsfrs.io._table import EXCLUSION_COLUMNS, ROW, Errors, Table
+from alsfrs.io._table import Errors, Table
 from alsfrs.io.dispensings import read_dispensings
 from alsfrs.io.patients import read_patients
+from alsfrs.io.proact import read_proact_tables
 from alsfrs.io.visits import read_visits
+from alsfrs.ledger import EXCLUSION_COLUMNS, ROW, RowLedger
 from alsfrs.timeaxis import DAYS_PER_MONTH
 
-__all__ = ["Cohort"]
+__all__ = ["Cohort", "read_proact"]
 
 #: Default exposure definition: Chourpiliadis 2025 (>= 2 dispensings, 12-month lag).
 DEFAULT_EXPOSURE = {"lag_months": 12.0, "lookback_months": None, "min_dispensings": 2}
 
 
-@dataclass
-class _Ledger:
-    """Row-level outcomes of the cross-table checks on one input table."""
+def _lookup(pid: pd.Series, values: pd.Series) -> pd.Series:
+    """``values`` (indexed by patient) for each row of ``pid`` (NaN for unknown patients)."""
+    out = values.reindex(pid.to_numpy())
+    out.index = pid.index
+    return out
 
-    table: Table
-    errors: dict[int, list[Problem]]
-    excluded: dict[int, tuple[str, str]]
 
-    @classmethod
-    def of(cls, table: Table) -> _Ledger:
-        return cls(table, {}, {})
+#: Time columns of visits timed from entry into a trial (time origin: trial entry).
+_ENTRY_TIMES = ("days_since_entry", "months_since_entry")
 
-    def error(self, mask: np.ndarray, rule: str, message, column: str | None = None) -> None:
-        d = self.table.data
-        for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
-            msg = message(int(i)) if callable(message) else message
-            self.errors.setdefault(int(i), []).append(Problem(
-                rule=rule, message=msg, source=self.table.source, row=d[ROW].iloc[i],
-                patient=d["patient_id"].iloc[i], column=column))
 
-    def exclude(self, mask: np.ndarray, rule: str, message: str) -> None:
-        for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
-            if int(i) not in self.errors:
-                self.excluded.setdefault(int(i), (rule, message))
+def read_proact(
+    alsfrs: Any,
+    *,
+    history: Any = None,
+    death: Any = None,
+    demographics: Any = None,
+    errors: Errors = "raise",
+) -> Cohort:
+    """Read PRO-ACT ALSFRS-R visits (and patient tables) into a :class:`Cohort`.
 
-    def problems(self) -> list[Problem]:
-        return [p for i in sorted(self.errors) for p in self.errors[i]]
+    Parameters
+    ----------
+    alsfrs
+        ``PROACT_ALSFRS.csv`` (path or DataFrame): ``subject_id``, ``ALSFRS_Delta``,
+        the items ``Q1_Speech`` ... ``Q9_Climbing_Stairs``, ``R_1_Dyspnea``,
+        ``R_2_Orthopnea``, ``R_3_Respiratory_Insufficiency``, ``ALSFRS_R_Total``.
+        Enough on its own: time is then counted from trial entry
+        (``cohort.time_origin == "trial entry"``) and onset is unknown.
+    history
+        ``PROACT_ALSHISTORY.csv``: ``subject_id``, ``Onset_Delta``,
+        ``Diagnosis_Delta`` and optionally ``Site_of_Onset``. When given, visits
+        are placed relative to diagnosis (``months``) and onset
+        (``months_since_onset``), and subjects without a history row are reported.
+    death
+        ``PROACT_DEATHDATA.csv``: ``subject_id``, ``Subject_Died`` (Yes/No),
+        ``Death_Days``. Subjects not known to have died are censored at their
+        last ALSFRS visit. The event is death only (PRO-ACT has no IMV date).
+    demographics
+        ``PROACT_DEMOGRAPHICS.csv``: ``subject_id``, ``Age`` (at trial entry),
+        ``Sex`` (Female/Male). Age becomes ``age_at_dx`` with the history table,
+        ``age_at_entry`` without it.
+    errors
+        ``"raise"`` or ``"exclude"``, as for the other readers.
 
-    def resolve(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """Rows kept, and the ledger of rows dropped here (errors become exclusions)."""
-        d = self.table.data
-        drop = sorted(set(self.errors) | set(self.excluded))
-        records = []
-        for i in drop:
-            if i in self.errors:
-                probs = self.errors[i]
-                rule = probs[0].rule
-                reason = "; ".join(p.message for p in probs)
-            else:
-                rule, reason = self.excluded[i]
-            records.append({"table": self.table.kind, "source": self.table.source,
-                            "row": d[ROW].iloc[i], "patient_id": d["patient_id"].iloc[i],
-                            "rule": rule, "reason": reason})
-        keep = np.ones(len(d), dtype=bool)
-        keep[drop] = False
-        return (d.loc[keep].reset_index(drop=True),
-                pd.DataFrame.from_records(records, columns=EXCLUSION_COLUMNS))
+    Returns
+    -------
+    Cohort
+        Original-ALSFRS rows are in ``cohort.exclusions`` with rule
+        ``original_alsfrs``; the death and demographics tables are in the row
+        accounting.
+    """
+    t = read_proact_tables(alsfrs, history=history, death=death, demographics=demographics,
+                           errors=errors)
+    return Cohort(t.visits, t.patients, errors=errors, auxiliary=t.auxiliary)
 
 
 class Cohort:
@@ -104,12 +121,21 @@ class Cohort:
         dispensings more than 12 months before diagnosis (Chourpiliadis 2025).
     errors
         ``"raise"`` (default): any problem raises one ValidationError listing all
-        of them. ``"exclude"``: offending rows go to :attr:`exclusions`.
+        of them. ``"exclude"``: offending rows go to :attr:`exclusions`; when no
+        usable visit is left that is still a ValidationError (``no_usable_visits``).
+    truth
+        The generating parameters, for simulated cohorts.
+    auxiliary
+        Further input tables already joined into ``patients`` by a reader (e.g.
+        PRO-ACT death and demographics): their rows read, used and excluded enter
+        :meth:`row_accounting` and :attr:`exclusions`. The public hook through
+        which readers account for tables without knowing the Cohort.
 
     Attributes
     ----------
     visits : pandas.DataFrame
-        The visits used, with both time axes.
+        The visits used, with both time axes (``months`` since the time origin,
+        ``months_since_onset``, missing where onset is unknown).
     patients : pandas.DataFrame
         One row per patient with visits, indexed by ``patient_id``: covariates,
         exposures and derived features (``baseline_alsfrs_r``, ``n_visits``,
@@ -122,6 +148,10 @@ class Cohort:
         classes), with the same columns; see :meth:`exposure_accounting`.
     truth : dict or None
         The generating parameters, for simulated cohorts.
+    time_origin : str
+        What ``months`` counts from: ``"diagnosis"``, or ``"trial entry"`` for
+        visits timed from entry into a trial (``days_since_entry``,
+        ``months_since_entry``; e.g. PRO-ACT without the history table).
     """
 
     def __init__(
@@ -133,6 +163,7 @@ class Cohort:
         exposure: Mapping[str, Any] | None = None,
         errors: Errors = "raise",
         truth: dict | None = None,
+        auxiliary: Sequence[Table] = (),
     ) -> None:
         self.errors_policy = errors
         vt = visits if isinstance(visits, Table) else read_visits(visits, errors=errors)
@@ -147,67 +178,81 @@ class Cohort:
         self.exposure_definition: dict[str, Any] | None = None
         self.truth = truth
         self._build(vt, pt, dt, dict(exposure or {}), errors)
+        for aux in auxiliary:
+            self._account(aux)
 
     # -- construction ----------------------------------------------------------------
     def _build(self, vt: Table, pt: Table, dt: Table | None, exposure: dict, errors: Errors):
         pat = pt.data.set_index("patient_id", drop=False)
-        vis = _Ledger.of(vt)
+        vis = RowLedger.for_rows(vt.kind, vt.source, vt.data)
         v = vt.data
         known = v["patient_id"].isin(pat.index).to_numpy()
         vis.error(~known, "unknown_patient", "visit of a patient who is not in the patient table",
-                  "patient_id")
+                  "patient_id", summary="are visits of patients who are not in the patient table")
         time = vt.meta["time"]
+        self.time_origin = "trial entry" if time in _ENTRY_TIMES else "diagnosis"
         pid = v["patient_id"]
-        delay = pid.map(pat["diagnostic_delay_months"]).astype(float)
+        delay = _lookup(pid, pat["diagnostic_delay_months"]).astype(float)
         if time == "visit_date":
             if "diagnosis_date" not in pat:
                 raise ValidationError(Problem(
                     rule="missing_column", source=pt.source, column="diagnosis_date",
                     message="visits are dated, so the patient table needs 'diagnosis_date'"))
-            dx = pid.map(pat["diagnosis_date"])
+            dx = _lookup(pid, pat["diagnosis_date"])
             vis.error(known & dx.isna().to_numpy(), "date_missing",
-                      "dated visit of a patient without a diagnosis date", "visit_date")
+                      "dated visit of a patient without a diagnosis date", "visit_date",
+                      summary="are dated visits of patients without a diagnosis date")
             months = (v["visit_date"] - dx).dt.days / DAYS_PER_MONTH
-        elif time == "days_since_diagnosis":
+        elif time in ("days_since_diagnosis", "days_since_entry"):
             months = v[time] / DAYS_PER_MONTH
-        elif time == "months_since_diagnosis":
+        elif time in ("months_since_diagnosis", "months_since_entry"):
             months = v[time].astype(float)
         else:
             months = v[time].astype(float) - delay
-        months_onset = months + delay
+            vis.error(known & delay.isna().to_numpy(), "onset_missing",
+                      "visit timed from symptom onset, but the patient's onset is unknown "
+                      "(no onset date or diagnostic delay in the patient table)", time,
+                      summary="are timed from onset for patients whose onset is unknown")
+        # onset relative to a trial entry is unknown
+        months_onset = (months + delay if self.time_origin == "diagnosis"
+                        else pd.Series(np.nan, index=months.index))
         before_onset = (months_onset < -1e-9).to_numpy()
         vis.error(before_onset, "visit_before_onset",
                   lambda i: f"visit {-months_onset.iloc[i]:.2f} months before symptom onset",
-                  time)
+                  time, summary="are visits before symptom onset")
         if "death_imv" in pat:
-            status = pid.map(pat["death_imv"])
-            end = pid.map(pat["months_to_death_imv"]).astype(float)
+            status = _lookup(pid, pat["death_imv"])
+            end = _lookup(pid, pat["months_to_death_imv"]).astype(float)
             late = (months > end + 1e-9).to_numpy()
             died = (status == 1).to_numpy()
             vis.error(late & died, "visit_after_death",
                       lambda i: f"visit {months.iloc[i] - end.iloc[i]:.2f} months after death or "
-                      "invasive ventilation", time)
+                      "invasive ventilation", time,
+                      summary="are visits after death or invasive ventilation")
             vis.error(late & ~died, "visit_after_censoring",
                       lambda i: f"visit {months.iloc[i] - end.iloc[i]:.2f} months after the end "
-                      "of follow-up (censoring)", time)
+                      "of follow-up (censoring)", time,
+                      summary="are visits after the end of follow-up (censoring)")
 
         disp_excl = pd.DataFrame(columns=EXCLUSION_COLUMNS)
         self.dispensings_not_counted = pd.DataFrame(columns=EXCLUSION_COLUMNS)
         exposures = None
         if dt is not None:
-            dled = _Ledger.of(dt)
+            dled = RowLedger.for_rows(dt.kind, dt.source, dt.data)
             dknown = dt.data["patient_id"].isin(pat.index).to_numpy()
             dled.error(~dknown, "unknown_patient",
-                       "dispensing for a patient who is not in the patient table", "patient_id")
+                       "dispensing for a patient who is not in the patient table", "patient_id",
+                       summary="are dispensings for patients who are not in the patient table")
             if dt.meta.get("time") == "dispensing_date" and "diagnosis_date" in pat:
-                nodx = dknown & dt.data["patient_id"].map(pat["diagnosis_date"]).isna().to_numpy()
+                ddx = _lookup(dt.data["patient_id"], pat["diagnosis_date"])
+                nodx = dknown & ddx.isna().to_numpy()
                 dled.error(nodx, "date_missing",
                            "dated dispensing of a patient without a diagnosis date",
                            "dispensing_date")
             problems = vis.problems() + dled.problems()
             if problems and errors == "raise":
                 raise ValidationError(problems, context="the cohort (cross-table checks)")
-            dkeep, disp_excl = dled.resolve()
+            dkeep, disp_excl = dled.resolve(dt.data)
             dt_used = Table("dispensings", dkeep, disp_excl.iloc[0:0], dt.source, len(dkeep),
                             dt.meta)
             settings = {**DEFAULT_EXPOSURE, **exposure}
@@ -218,17 +263,24 @@ class Cohort:
             raise ValidationError(vis.problems(), context="the cohort (cross-table checks)")
 
         months_arr = months.to_numpy()
-        vkeep_mask = np.ones(len(v), dtype=bool)
-        vkeep_mask[list(set(vis.errors) | set(vis.excluded))] = False
-        vkept, vis_excl = vis.resolve()
+        vkeep_mask = vis.keep(len(v))
+        vkept, vis_excl = vis.resolve(v)
+        if len(vkept) == 0:  # nothing usable left is an error, never an empty cohort
+            gone = pd.concat([vt.exclusions, vis_excl], ignore_index=True)
+            why = ", ".join(f"{n} {rule}" for rule, n in gone["rule"].value_counts().items())
+            raise ValidationError(Problem(
+                rule="no_usable_visits", source=vt.source,
+                message=(f"no usable visit is left: all {vt.n_input_rows} visit rows were "
+                         f"excluded ({why})") if vt.n_input_rows else
+                "the visits table has no rows"), context="the cohort")
         vkept = vkept.assign(months=months_arr[vkeep_mask],
                              months_since_onset=months_onset.to_numpy()[vkeep_mask])
 
         # patients without any usable visit are not analysed: say so
         has_visits = pat.index.isin(vkept["patient_id"].unique())
-        pled = _Ledger.of(pt)
+        pled = RowLedger.for_rows(pt.kind, pt.source, pt.data)
         pled.exclude(~has_visits, "no_visits", "patient has no usable ALSFRS-R visit")
-        pkept, pat_excl = pled.resolve()
+        pkept, pat_excl = pled.resolve(pt.data)
 
         parts = [t for t in (vt.exclusions, vis_excl, pt.exclusions, pat_excl,
                              None if dt is None else dt.exclusions, disp_excl)
@@ -279,12 +331,12 @@ class Cohort:
         pat.index.name = "patient_id"
         return pat
 
-    def _add_accounting(self, table: str, n_read: int, n_used: int,
-                        exclusions: pd.DataFrame) -> None:
+    def _account(self, table: Table) -> None:
         """Account for an auxiliary input table joined by a reader (e.g. PRO-ACT death)."""
-        self._counts[table] = (n_read, n_used)
-        if len(exclusions):
-            self.exclusions = pd.concat([self.exclusions, exclusions[EXCLUSION_COLUMNS]],
+        self.tables[table.kind] = table
+        self._counts[table.kind] = (table.n_input_rows, len(table.data))
+        if len(table.exclusions):
+            self.exclusions = pd.concat([self.exclusions, table.exclusions[EXCLUSION_COLUMNS]],
                                         ignore_index=True)
 
     # -- views -----------------------------------------------------------------------
@@ -304,17 +356,57 @@ class Cohort:
         classes = (self.exposure_definition or {}).get("classes", DRUG_CLASSES)
         return [c for c in classes if c in self.patients.columns]
 
-    def to_frame(self) -> pd.DataFrame:
+    @property
+    def onset_unknown(self) -> pd.Index:
+        """Patients (ids) without a symptom onset: no ``months_since_onset``, no ΔFS."""
+        delay = self.patients["diagnostic_delay_months"]
+        if self.time_origin != "diagnosis":
+            return self.patients.index.copy()
+        return self.patients.index[delay.isna().to_numpy()]
+
+    def to_frame(self, time: str | None = None) -> pd.DataFrame:
         """The long analysis frame: one row per visit, patient covariates joined.
 
-        Columns: ``patient_id``, ``visit``, ``months`` (since diagnosis, the default
-        time axis), ``months_since_onset``, ``alsfrs_r``, the 12 items (item 5 as
-        ``cutting`` plus ``gastrostomy``), the domain subscores, then the patient
-        covariates, exposures and derived features.
+        Columns: ``patient_id``, ``visit``, ``months`` (since the time origin,
+        diagnosis by default; the default time axis), ``months_since_onset``,
+        ``alsfrs_r``, the 12 items (item 5 as ``cutting`` plus ``gastrostomy``),
+        the domain subscores, then the patient covariates, exposures and derived
+        features.
+
+        Parameters
+        ----------
+        time
+            The analysis time axis, ``"months"`` or ``"months_since_onset"``. When
+            given, patients without that axis (onset unknown) are left out and
+            listed, with rule ``onset_missing`` and the reason, in the frame's
+            ``attrs["excluded_patients"]`` (columns ``patient_id, rule, reason``).
+            Default ``None``: every visit, ``months_since_onset`` missing (NaN)
+            for patients whose onset is unknown.
+
+        The frame's ``attrs["time_origin"]`` says what ``months`` counts from
+        (``"diagnosis"`` or ``"trial entry"``).
         """
         v = self.visits.drop(columns=[ROW])
         pat = self.patients.drop(columns=[c for c in self.patients.columns if c in v.columns])
-        return v.join(pat, on="patient_id")
+        frame = v.join(pat, on="patient_id")
+        frame.attrs["time_origin"] = self.time_origin
+        if time is None:
+            return frame
+        from alsfrs.timeaxis import TIME_AXES
+
+        if time not in TIME_AXES:
+            raise ValidationError(Problem(
+                rule="bad_time_axis", column=time,
+                message=f"time must be one of {', '.join(TIME_AXES)}, not {time!r}"))
+        lacking = frame[time].isna().to_numpy()
+        gone = pd.unique(frame.loc[lacking, "patient_id"])
+        reason = ("symptom onset unknown: no time since onset" if time == "months_since_onset"
+                  else f"no {time}")
+        excluded = pd.DataFrame({"patient_id": gone, "rule": "onset_missing", "reason": reason},
+                                columns=["patient_id", "rule", "reason"])
+        frame = frame.loc[~frame["patient_id"].isin(gone)].reset_index(drop=True)
+        frame.attrs["excluded_patients"] = excluded
+        return frame
 
     def row_accounting(self) -> pd.DataFrame:
         """Rows read, used and excluded for each input table (read = used + excluded)."""
@@ -355,6 +447,7 @@ class Cohort:
             "follow-up months, median": float(p["followup_months"].median()),
             "baseline ALSFRS-R, mean": float(p["baseline_alsfrs_r"].mean()),
             "diagnostic delay months, median": float(p["diagnostic_delay_months"].median()),
+            "patients without symptom onset": len(self.onset_unknown),
         }
         if "age_at_dx" in p:
             rows["age at diagnosis, mean"] = float(p["age_at_dx"].mean())

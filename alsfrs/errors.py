@@ -11,14 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported when a frame is asked for (fast `alsfrs --help`)
+    import pandas as pd
 
-__all__ = ["Problem", "ProblemLog", "ValidationError"]
+__all__ = ["InputWarning", "Problem", "ProblemLog", "ValidationError", "format_problems"]
 
-#: How many problems the message shows before summarising the rest.
+#: How many lines (single problems or groups) the message shows before summarising the rest.
 MESSAGE_LIMIT = 50
+#: How many row labels a grouped line shows.
+GROUP_ROWS_SHOWN = 5
+
+
+class InputWarning(UserWarning):
+    """Input that loads but may not mean what was intended (e.g. a near-miss column name)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,10 @@ class Problem:
         The patient identifier, when the row has one.
     column
         The column involved, in the user's own naming where known.
+    summary
+        The row-independent statement of the problem ("are not valid dates ..."),
+        used when several rows break the same rule in the same column and the
+        message groups them; ``None`` shows the first row's message instead.
     """
 
     rule: str
@@ -49,6 +60,7 @@ class Problem:
     row: Any = None
     patient: Any = None
     column: str | None = None
+    summary: str | None = field(default=None, compare=False)
 
     def location(self) -> str:
         """Where the problem is, e.g. ``visits.csv, line 14, patient P3, column 'walking'``."""
@@ -74,13 +86,67 @@ def _is_file(source: str | None) -> bool:
     return bool(source) and str(source).lower().endswith((".csv", ".tsv", ".txt", ".tab", ".gz"))
 
 
+def format_problems(problems: Iterable[Problem], limit: int | None = None) -> list[str]:
+    """Problems as text lines, rows breaking one rule in one column grouped.
+
+    A problem found on one row prints as itself (``visits.csv, line 5, patient P1,
+    column 'walking': ... [item_range]``). Problems of the same source, column,
+    rule and summary found on several rows print as one line with their count
+    and the first few rows, e.g. ``visits.csv, column 'visit_date': 136 rows are
+    not valid dates ... (lines 2, 3, 4, 5, 6, ...) [date_invalid]``.
+
+    Parameters
+    ----------
+    problems
+        The problems, in input order.
+    limit
+        Most lines to return; a last line says how many were left out.
+    """
+    groups: dict[tuple, list[Problem]] = {}
+    for p in problems:
+        key = (p.source, p.column, p.rule, p.summary) if p.row is not None else (id(p),)
+        groups.setdefault(key, []).append(p)
+    lines = []
+    for group in groups.values():
+        if len(group) == 1:
+            lines.append(str(group[0]))
+            continue
+        first = group[0]
+        loc = ", ".join(x for x in (
+            None if first.source is None else str(first.source),
+            None if first.column is None else f"column '{first.column}'") if x)
+        label = "lines" if _is_file(first.source) else "rows"
+        shown = ", ".join(str(p.row) for p in group[:GROUP_ROWS_SHOWN])
+        more = ", ..." if len(group) > GROUP_ROWS_SHOWN else ""
+        patients = list(dict.fromkeys(p.patient for p in group if p.patient is not None))
+        if patients:
+            more += "; patient" + ("s " if len(patients) > 1 else " ") + ", ".join(
+                str(x) for x in patients[:GROUP_ROWS_SHOWN])
+            more += ", ..." if len(patients) > GROUP_ROWS_SHOWN else ""
+        if first.summary:
+            what = f"{len(group)} rows {first.summary}"
+        else:
+            what = f"{len(group)} rows: {first.message} (the first of them)"
+        lines.append(f"{loc + ': ' if loc else ''}{what} ({label} {shown}{more}) [{first.rule}]")
+    if limit is not None and len(lines) > limit:
+        left = len(lines) - limit
+        lines = [*lines[:limit], f"... and {left} more (see the .problems attribute or "
+                 ".to_frame() of the error for the full list)"]
+    return lines
+
+
 class ValidationError(ValueError):
     """Bad input, with every problem found.
+
+    The message groups problems that repeat a rule in one column (with their
+    count and first rows); every individual problem stays in :attr:`problems`.
 
     Attributes
     ----------
     problems : list of Problem
         All problems found, in input order.
+    context : str or None
+        What was being checked (``"the visits table (visits.csv)"``).
     """
 
     def __init__(self, problems: Iterable[Problem] | Problem | str, *, context: str | None = None):
@@ -98,13 +164,7 @@ class ValidationError(ValueError):
         if self.context:
             head += f" in {self.context}"
         lines = [head + ":"]
-        for p in self.problems[:MESSAGE_LIMIT]:
-            lines.append(f"  - {p}")
-        if n > MESSAGE_LIMIT:
-            lines.append(
-                f"  ... and {n - MESSAGE_LIMIT} more (see the .problems attribute "
-                "or .to_frame() of this error for the full list)"
-            )
+        lines += [f"  - {line}" for line in format_problems(self.problems, MESSAGE_LIMIT)]
         return "\n".join(lines)
 
     def to_frame(self) -> pd.DataFrame:
@@ -114,8 +174,10 @@ class ValidationError(ValueError):
 
 def problems_frame(problems: Iterable[Problem]) -> pd.DataFrame:
     """A DataFrame of problems with a fixed column order."""
+    import pandas as pd
+
     cols = ["source", "row", "patient", "column", "rule", "message"]
-    records = [asdict(p) for p in problems]
+    records = [{k: v for k, v in asdict(p).items() if k in cols} for p in problems]
     return pd.DataFrame.from_records(records, columns=cols)
 
 

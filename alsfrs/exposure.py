@@ -39,6 +39,7 @@ __all__ = [
     "derive_exposures",
     "drug_class",
     "rem_suppression",
+    "window_label",
 ]
 
 #: Drug classes studied, by ATC prefix (Chourpiliadis 2025; WHO ATC index).
@@ -186,6 +187,7 @@ def derive_exposures(
     classes: Mapping[str, Sequence[str]] | None = None,
     subclasses: bool = True,
     rem_table: pd.DataFrame | None = None,
+    windows: Sequence[tuple[float, float | None]] | None = None,
 ) -> pd.DataFrame:
     """Per-patient drug-class exposures from dispensings.
 
@@ -210,6 +212,17 @@ def derive_exposures(
         REM-suppression groups.
     rem_table
         Replacement for :data:`REM_SUPPRESSION` (columns ``atc``, ``rem_suppression``).
+    windows
+        Exposure windows for risk analyses, in months before diagnosis, e.g.
+        ``[(0, 12), (12, 60), (60, None)]`` (Chourpiliadis 2025: 0–1, 1–5 and more
+        than 5 years). Each window ``(lo, hi)`` adds one 0/1 column per class,
+        ``<class>_<label>`` (:func:`window_label`: ``antidepressant_0_1y``,
+        ``antidepressant_1_5y``, ``antidepressant_5y_plus``): exposed when at least
+        ``min_dispensings`` dispensings of the class fall in ``lo <= months before
+        diagnosis < hi``. A window is its own lag and lookback (``(12, 60)`` is the
+        1-year lag of the study, ``(0, 12)`` the year the main definition leaves
+        out), so ``lag_months``/``lookback_months`` do not apply to the window
+        columns; ``attrs["windows"]`` records them.
 
     Returns
     -------
@@ -280,6 +293,19 @@ def derive_exposures(
         for level, col in _REM_COLUMNS.items():
             n = ad[rem == level].groupby("patient_id").size()
             out[col] = _flag(n, index, min_dispensings)
+    if windows:
+        before = d["_before"].to_numpy()
+        win_meta = []
+        for lo, hi in _check_windows(windows):
+            label = window_label(lo, hi)
+            inside = (before >= lo) & (before < (np.inf if hi is None else hi))
+            for cls in classes:
+                n = d[inside & (d["_class"] == cls).fillna(False).to_numpy(dtype=bool)
+                      ].groupby("patient_id").size()
+                out[f"{cls}_{label}"] = _flag(n, index, min_dispensings)
+            win_meta.append({"label": label, "from_months": float(lo),
+                             "to_months": None if hi is None else float(hi)})
+        out.attrs["windows"] = win_meta
     out.attrs["excluded"] = excluded
     out.attrs["window"] = {
         "lag_months": float(lag_months),
@@ -290,6 +316,46 @@ def derive_exposures(
     }
     out.attrs["n_dispensings"] = {"read": disp.n_input_rows, "counted": int(counted.sum()),
                                   "not_counted": int((~counted).sum())}
+    return out
+
+
+def window_label(lo: float, hi: float | None) -> str:
+    """Column suffix of an exposure window in months before diagnosis.
+
+    Whole years are written in years, otherwise months: ``(0, 12)`` → ``"0_1y"``,
+    ``(12, 60)`` → ``"1_5y"``, ``(60, None)`` → ``"5y_plus"``, ``(6, 18)`` →
+    ``"6_18m"``.
+    """
+    years = lo % 12 == 0 and (hi is None or hi % 12 == 0)
+    unit, k = ("y", 12.0) if years else ("m", 1.0)
+    if hi is None:
+        return f"{lo / k:g}{unit}_plus".replace(".", "p")
+    return f"{lo / k:g}_{hi / k:g}{unit}".replace(".", "p")
+
+
+def _check_windows(windows: Sequence[tuple[float, float | None]]
+                   ) -> list[tuple[float, float | None]]:
+    out = []
+    problems = []
+    for w in windows:
+        try:
+            lo, hi = w
+            lo = float(lo)
+            hi = None if hi is None else float(hi)
+        except (TypeError, ValueError):
+            problems.append(Problem(rule="bad_window", message=f"a window is (from, to) months "
+                                    f"before diagnosis, got {w!r}"))
+            continue
+        if lo < 0 or (hi is not None and hi <= lo):
+            problems.append(Problem(rule="bad_window", message=(
+                f"window {w!r}: need 0 <= from < to (months before diagnosis)")))
+            continue
+        out.append((lo, hi))
+    labels = [window_label(lo, hi) for lo, hi in out]
+    if len(set(labels)) != len(labels):
+        problems.append(Problem(rule="bad_window", message="windows must be distinct"))
+    if problems:
+        raise ValidationError(problems, context="the exposure windows")
     return out
 
 

@@ -725,12 +725,17 @@ class Design:
         Factor levels of each categorical variable (first = reference).
     variables : tuple of str
         Data columns the right-hand side uses.
+    terms : tuple of (str, tuple of int)
+        R's label of each model term (``"onset_site"``, ``"months:sex"``) and the
+        columns of ``X`` that belong to it (a factor with three levels is one
+        term with two columns).
     """
 
     X: np.ndarray
     names: tuple[str, ...]
     levels: dict[str, list]
     variables: tuple[str, ...]
+    terms: tuple[tuple[str, tuple[int, ...]], ...] = ()
     _spec: Any = field(default=None, repr=False)
     _intercept: bool = True
 
@@ -834,6 +839,7 @@ def build_design(
     if rhs_f.strip() in ("1", "") or not required:
         X = np.ones((len(work), 1))
         names: tuple[str, ...] = ("(Intercept)",)
+        terms = (("(Intercept)", (0,)),)
         spec = None
     else:
         try:
@@ -845,10 +851,14 @@ def build_design(
         spec = mm.model_spec
         X = np.asarray(mm, dtype=float).reshape(len(work), -1)
         names = tuple(r_column_name(c, tuple(variable_order)) for c in spec.column_names)
+        terms = tuple((r_column_name(str(t), tuple(variable_order)), tuple(ix))
+                      for t, ix in spec.term_indices.items())
     if not intercept:
         if names and names[0] == "(Intercept)":
             X, names = X[:, 1:], names[1:]
+            terms = tuple((t, tuple(i - 1 for i in ix)) for t, ix in terms
+                          if t not in ("(Intercept)", "1"))
     if check_rank and X.shape[1]:
         _check_rank(X, names)
     return Design(X=np.ascontiguousarray(X), names=names, levels=levels,
-                  variables=tuple(required), _spec=spec, _intercept=intercept)
+                  variables=tuple(required), terms=terms, _spec=spec, _intercept=intercept)

@@ -32,6 +32,7 @@ What a result provides (lifelines' split between raw numbers and display):
 from __future__ import annotations
 
 import abc
+import functools
 import html
 import platform
 import sys
@@ -68,13 +69,20 @@ _PACKAGES = ("alsfrs", "numpy", "pandas", "scipy", "statsmodels", "formulaic", "
 
 def versions(packages: Sequence[str] = _PACKAGES) -> dict[str, str]:
     """Versions of Python and of the packages a result depends on (installed ones only)."""
-    out = {"python": platform.python_version()}
+    return dict(_versions(tuple(packages)))
+
+
+@functools.lru_cache(maxsize=8)
+def _versions(packages: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    # looked up once per process: reading package metadata costs ~50 ms, which
+    # dominated fits in loops (trial simulations fit thousands of models)
+    out = [("python", platform.python_version())]
     for name in packages:
         try:
-            out[name] = metadata.version(name)
+            out.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
             continue
-    return out
+    return tuple(out)
 
 
 @dataclass(frozen=True)

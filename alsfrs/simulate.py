@@ -33,7 +33,7 @@ from alsfrs.errors import Problem, ValidationError
 from alsfrs.instrument import ITEM5A, ITEM5B, ITEM_COLUMNS, ITEMS, MAX_ITEM, MAX_TOTAL
 from alsfrs.timeaxis import DAYS_PER_MONTH
 
-__all__ = ["Settings", "simulate_cohort", "simulate_tables"]
+__all__ = ["Settings", "simulate_case_control", "simulate_cohort", "simulate_tables"]
 
 EXPOSURES = ("anxiolytic", "hypnotic", "antidepressant")
 
@@ -109,6 +109,10 @@ class Settings:
     # joint-model "current value" association, so fast decliners leave earliest
     # (van Eijk 2022) and few patients reach the floor [V: direction; I: size]
     loss_to_followup_per_month: float = 0.004  # [I]
+    hazard_ratio_rem: float = 1.0  # hazard ratio of death/IMV for users of a non-REM-
+    # suppressing antidepressant (their main drug; REM_SUPPRESSION "weak") relative to users
+    # of a REM-suppressing one; Fowler 2025: 1.21 (1.02-1.43) [V]. Default 1.0: no class
+    # effect (and the random stream of earlier versions is kept exactly)
 
     def validated(self) -> Settings:
         problems = []
@@ -118,7 +122,7 @@ class Settings:
 
         for name in ("age_sd", "delay_median_months", "sd_intercept", "sd_slope",
                      "residual_sd", "visit_interval_months", "weibull_shape",
-                     "weibull_scale_months", "hazard_ratio_per_point"):
+                     "weibull_scale_months", "hazard_ratio_per_point", "hazard_ratio_rem"):
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 bad(name, f"must be a positive number, got {v!r}")
@@ -240,6 +244,20 @@ def simulate_tables(n_patients: int = 1000, seed: int | None = None, **overrides
           + np.log(s.hazard_ratio_bulbar) * bulbar)
     for e in EXPOSURES:
         lp = lp + np.log(s.hazard_ratio[e]) * exposed[e]
+    main_ad = None
+    rem_class = np.full(n, "", dtype=object)
+    if s.hazard_ratio_rem != 1.0:
+        # the main antidepressant of each user is drawn here (not in _dispensings) so that
+        # its REM class can act on the hazard
+        from alsfrs.exposure import rem_suppression
+
+        codes = np.array(list(ATC_MIX["antidepressant"]))
+        w = np.array(list(ATC_MIX["antidepressant"].values()))
+        ex_ad = np.flatnonzero(exposed["antidepressant"])
+        main_ad = rng.choice(codes, size=len(ex_ad), p=w / w.sum())
+        cls = rem_suppression(pd.Series(main_ad)).fillna("").to_numpy(dtype=object)
+        rem_class[ex_ad] = cls
+        lp = lp + np.log(s.hazard_ratio_rem) * (rem_class == "weak")
     k = s.weibull_shape
     scale = s.weibull_scale_months
     t_event = _event_times(rng.exponential(1.0, n), lp, b0, b1, k, scale,
@@ -305,7 +323,7 @@ def simulate_tables(n_patients: int = 1000, seed: int | None = None, **overrides
     vis["alsfrs_r"] = total
 
     # --- dispensings ----------------------------------------------------------------
-    disp = _dispensings(rng, s, pid, dx, exposed)
+    disp = _dispensings(rng, s, pid, dx, exposed, main_ad)
 
     fixed = {
         "(Intercept)": float(s.intercept - s.age_effect * s.age_mean),
@@ -340,11 +358,13 @@ def simulate_tables(n_patients: int = 1000, seed: int | None = None, **overrides
                      "hazard_ratio_per_year_age": s.hazard_ratio_per_year_age,
                      "hazard_ratio_bulbar": s.hazard_ratio_bulbar,
                      "hazard_ratio_per_point": s.hazard_ratio_per_point},
+        "hazard_ratio_rem": float(s.hazard_ratio_rem),
         "patient_effects": {
             "patient_id": pid.tolist(),
             "intercept": b0.round(10).tolist(),
             "slope": b1.round(10).tolist(),
             **{e: exposed[e].astype(int).tolist() for e in EXPOSURES},
+            **({"rem_class": rem_class.tolist()} if main_ad is not None else {}),
         },
     }
     return vis, patients, disp, truth
@@ -374,7 +394,8 @@ def _event_times(e: np.ndarray, lp: np.ndarray, b0: np.ndarray, b1: np.ndarray, 
 
 
 def _dispensings(rng: np.random.Generator, s: Settings, pid: np.ndarray, dx: pd.DatetimeIndex,
-                 exposed: dict[str, np.ndarray]) -> pd.DataFrame:
+                 exposed: dict[str, np.ndarray], main_ad: np.ndarray | None = None
+                 ) -> pd.DataFrame:
     """Dispensing histories that yield exactly the exposure flags under the default
     definition (>= 2 dispensings at least 12 months before diagnosis), plus the noise
     a register has: single dispensings, dispensings in the lag year or after
@@ -396,7 +417,8 @@ def _dispensings(rng: np.random.Generator, s: Settings, pid: np.ndarray, dx: pd.
         rows_p.append(p)
         rows_m.append(m)
         # patient-specific main drug with occasional switches
-        main = rng.choice(codes, size=len(ex), p=w)
+        main = (main_ad if e == "antidepressant" and main_ad is not None
+                else rng.choice(codes, size=len(ex), p=w))
         c = np.repeat(main, k)
         switch = rng.random(len(p)) < 0.15
         c[switch] = rng.choice(codes, size=int(switch.sum()), p=w)
@@ -461,3 +483,188 @@ def simulate_cohort(n_patients: int = 1000, seed: int | None = None, **overrides
 
     visits, patients, disp, truth = simulate_tables(n_patients, seed, **overrides)
     return Cohort(visits, patients, disp, truth=truth)
+
+
+# ------------------------------------------------------------------------------------
+# matched case-control studies
+# ------------------------------------------------------------------------------------
+#: Odds ratios of ALS by drug class and window before diagnosis (Chourpiliadis 2025).
+#: [V]: hypnotics 0-1 y 6.10, anxiolytics 1-5 y 1.60, antidepressants > 5 y 1.21;
+#: the other windows take the class's overall OR (anxiolytics 1.34, hypnotics 1.21,
+#: antidepressants 1.26) [I].
+CASE_CONTROL_ODDS_RATIOS: dict[str, float] = {
+    "anxiolytic_0_1y": 1.34, "anxiolytic_1_5y": 1.60, "anxiolytic_5y_plus": 1.34,
+    "hypnotic_0_1y": 6.10, "hypnotic_1_5y": 1.21, "hypnotic_5y_plus": 1.21,
+    "antidepressant_0_1y": 1.26, "antidepressant_1_5y": 1.26, "antidepressant_5y_plus": 1.21,
+}
+#: Prevalence of exposure (>= 2 dispensings in the window) among population controls
+#: of the reference profile (woman aged 67.5) [M] assumption.
+CASE_CONTROL_PREVALENCE: dict[str, float] = {
+    "anxiolytic_0_1y": 0.05, "anxiolytic_1_5y": 0.08, "anxiolytic_5y_plus": 0.10,
+    "hypnotic_0_1y": 0.06, "hypnotic_1_5y": 0.10, "hypnotic_5y_plus": 0.12,
+    "antidepressant_0_1y": 0.07, "antidepressant_1_5y": 0.10, "antidepressant_5y_plus": 0.12,
+}
+
+
+def simulate_case_control(n_cases: int = 1000, controls_per_case: int = 5,
+                          seed: int | None = None, *, odds_ratios: dict[str, float] | None = None,
+                          prevalence: dict[str, float] | None = None,
+                          propensity_sd: float = 0.8, male_log_odds: float = -0.3,
+                          age_log_odds_per_year: float = 0.01, max_window_months: float = 180.0):
+    """Simulate a matched case-control study with known exposure odds ratios.
+
+    Cases (age and sex as in Chourpiliadis 2025) each get ``controls_per_case``
+    population controls of the same age (whole years) and sex, sharing the case's
+    diagnosis date as index date. Everyone gets a dispensing history of
+    anxiolytics (N05B), hypnotics (N05C) and antidepressants (N06A) in three
+    windows before the index date (0-1, 1-5, > 5 years).
+
+    The generating model: in the population, exposure in each class and window
+    is Bernoulli with log-odds ``logit(prevalence) + male_log_odds · male +
+    age_log_odds_per_year · (age - 67.5) + propensity_sd · z``, with one latent
+    propensity ``z ~ N(0, 1)`` per person shared by all classes and windows
+    (users of one class use others more). Controls are drawn from it; a case's
+    exposures are drawn from it tilted by ``Π OR^exposed`` (exact rejection
+    sampling), so the conditional likelihood of the matched sets is exactly the
+    conditional logistic model with these odds ratios, mutually adjusted.
+
+    Parameters
+    ----------
+    n_cases, controls_per_case : int
+    seed : int, optional
+    odds_ratios : dict, optional
+        By column (``"hypnotic_0_1y"`` ...); merged with
+        :data:`CASE_CONTROL_ODDS_RATIOS` (the study's published ORs).
+    prevalence : dict, optional
+        Exposure prevalence in controls of the reference profile; merged with
+        :data:`CASE_CONTROL_PREVALENCE`.
+
+    Returns
+    -------
+    CaseControlStudy
+        ``.sets`` (``set_id, patient_id, case, index_date, age_at_index, sex``),
+        ``.dispensings`` (canonical, dated), ``.truth`` (odds ratios, seed, model);
+        ``.to_frame()`` adds the exposure columns by window; fit with
+        :func:`alsfrs.fit_clogit`.
+    """
+    from alsfrs.survival.casecontrol import DEFAULT_WINDOWS, CaseControlStudy
+
+    problems = []
+    if not isinstance(n_cases, int | np.integer) or n_cases < 1:
+        problems.append(Problem(rule="bad_setting", column="n_cases",
+                                message=f"n_cases must be a positive integer, got {n_cases!r}"))
+    if not isinstance(controls_per_case, int | np.integer) or controls_per_case < 1:
+        problems.append(Problem(rule="bad_setting", column="controls_per_case",
+                                message="controls_per_case must be a positive integer, got "
+                                f"{controls_per_case!r}"))
+    ors = {**CASE_CONTROL_ODDS_RATIOS, **(odds_ratios or {})}
+    prev = {**CASE_CONTROL_PREVALENCE, **(prevalence or {})}
+    for k in set(ors) | set(prev):
+        if k not in CASE_CONTROL_ODDS_RATIOS:
+            problems.append(Problem(rule="unknown_setting", column=k, message=(
+                f"unknown exposure {k!r}; known: {', '.join(CASE_CONTROL_ODDS_RATIOS)}")))
+    if not problems:
+        for k, v in ors.items():
+            if not (isinstance(v, int | float) and v > 0):
+                problems.append(Problem(rule="bad_setting", column=k,
+                                        message=f"odds ratio must be positive, got {v!r}"))
+        for k, v in prev.items():
+            if not (isinstance(v, int | float) and 0 < v < 1):
+                problems.append(Problem(rule="bad_setting", column=k,
+                                        message=f"prevalence must be in (0, 1), got {v!r}"))
+    if problems:
+        raise ValidationError(problems, context="the case-control simulation settings")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % (2**32))
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    s = Settings()
+    names = list(CASE_CONTROL_ODDS_RATIOS)
+    beta = np.log(np.array([ors[k] for k in names]))
+    alpha = np.log(np.array([prev[k] / (1 - prev[k]) for k in names]))
+    n, m = int(n_cases), int(controls_per_case)
+
+    age = np.clip(np.round(rng.normal(s.age_mean, s.age_sd, n)), 30, 95)
+    male = rng.random(n) < s.male_fraction
+    d0, d1 = pd.Timestamp(s.diagnosis_from), pd.Timestamp(s.diagnosis_to)
+    index = d0 + pd.to_timedelta(rng.integers(0, (d1 - d0).days, n), unit="D")
+
+    def draw(a: np.ndarray, ml: np.ndarray) -> np.ndarray:
+        z = rng.normal(0.0, 1.0, len(a))
+        lo = (alpha[None, :] + male_log_odds * ml[:, None]
+              + age_log_odds_per_year * (a[:, None] - s.age_mean) + propensity_sd * z[:, None])
+        return (rng.random((len(a), len(names))) < 1 / (1 + np.exp(-lo))).astype(np.int8)
+
+    # cases: rejection sampling from the tilted distribution
+    case_x = np.zeros((n, len(names)), dtype=np.int8)
+    todo = np.arange(n)
+    bmax = float(np.sum(np.maximum(beta, 0)))
+    while len(todo):
+        rep = np.repeat(todo, 8)
+        x = draw(age[rep], male[rep])
+        acc = rng.random(len(rep)) < np.exp(x @ beta - bmax)
+        first = pd.Series(np.flatnonzero(acc)).groupby(rep[acc]).first()
+        case_x[first.index.to_numpy()] = x[first.to_numpy()]
+        todo = np.setdiff1d(todo, first.index.to_numpy())
+    ctrl_age = np.repeat(age, m)
+    ctrl_male = np.repeat(male, m)
+    ctrl_x = draw(ctrl_age, ctrl_male)
+
+    set_id = np.concatenate([np.arange(1, n + 1), np.repeat(np.arange(1, n + 1), m)])
+    is_case = np.concatenate([np.ones(n, int), np.zeros(n * m, int)])
+    ages = np.concatenate([age, ctrl_age])
+    males = np.concatenate([male, ctrl_male])
+    X = np.vstack([case_x, ctrl_x])
+    order = np.lexsort((1 - is_case, set_id))
+    set_id, is_case, ages, males, X = (set_id[order], is_case[order], ages[order],
+                                       males[order], X[order])
+    pid = np.array([f"CC{i:07d}" for i in range(1, len(set_id) + 1)], dtype=object)
+    idx_dates = index[set_id - 1]
+    sets = pd.DataFrame({"set_id": set_id, "patient_id": pid, "case": is_case,
+                         "index_date": idx_dates.strftime("%Y-%m-%d"),
+                         "age_at_index": ages.astype(int), "sex": np.where(males, "M", "F")})
+
+    # dispensing histories: exposed -> 2+ dispensings inside the window; plus noise
+    windows = {"0_1y": (0.0, 12.0), "1_5y": (12.0, 60.0), "5y_plus": (60.0, max_window_months)}
+    rows_p, rows_days, rows_c = [], [], []
+    for j, col in enumerate(names):
+        cls, win = col.split("_", 1)
+        lo, hi = windows[win]
+        lo_d, hi_d = int(np.floor(lo * DAYS_PER_MONTH)) + 1, int(np.ceil(hi * DAYS_PER_MONTH)) - 1
+        codes = np.array(list(ATC_MIX[cls]))
+        w = np.array(list(ATC_MIX[cls].values()))
+        w = w / w.sum()
+        ex = np.flatnonzero(X[:, j] == 1)
+        k = 2 + rng.poisson(2.0, len(ex))
+        p = np.repeat(ex, k)
+        rows_p.append(p)
+        rows_days.append(rng.integers(lo_d, hi_d + 1, len(p)))
+        rows_c.append(rng.choice(codes, size=len(p), p=w))
+        single = np.flatnonzero((X[:, j] == 0) & (rng.random(len(X)) < 0.04))
+        rows_p.append(single)
+        rows_days.append(rng.integers(lo_d, hi_d + 1, len(single)))
+        rows_c.append(rng.choice(codes, size=len(single), p=w))
+    other = np.flatnonzero(rng.random(len(X)) < 0.2)
+    rows_p.append(other)
+    rows_days.append(rng.integers(1, int(max_window_months * DAYS_PER_MONTH), len(other)))
+    rows_c.append(rng.choice(np.array(OTHER_ATC), size=len(other)))
+    p = np.concatenate(rows_p)
+    days = np.concatenate(rows_days)
+    dates = idx_dates[p] - pd.to_timedelta(days, unit="D")
+    disp = pd.DataFrame({"patient_id": pid[p], "dispensing_date": dates.strftime("%Y-%m-%d"),
+                         "atc": np.concatenate(rows_c), "_d": dates})
+    disp = (disp.sort_values(["patient_id", "_d"], kind="stable").drop(columns="_d")
+            .reset_index(drop=True))
+    truth = {
+        "seed": int(seed), "n_cases": n, "controls_per_case": m,
+        "odds_ratios": {k: float(ors[k]) for k in names},
+        "prevalence_reference": {k: float(prev[k]) for k in names},
+        "windows_months": {k: [v[0], None if k == "5y_plus" else v[1]]
+                           for k, v in windows.items()},
+        "model": "P(case | set) proportional to prod OR^exposed (conditional logistic); "
+                 "population exposure: logit P = logit(prevalence) + male_log_odds*male + "
+                 "age_log_odds_per_year*(age-67.5) + propensity_sd*z, z ~ N(0,1) per person",
+        "propensity_sd": propensity_sd, "male_log_odds": male_log_odds,
+        "age_log_odds_per_year": age_log_odds_per_year,
+        "formula": "case ~ " + " + ".join(names) + " + strata(set_id)",
+    }
+    return CaseControlStudy(sets=sets, dispensings=disp, windows=DEFAULT_WINDOWS, truth=truth)

@@ -98,7 +98,7 @@ def test_same_seed_same_draws(small_cohort):
 
 
 def test_short_runs_warn(small_cohort):
-    with pytest.warns(SamplingWarning, match="bulk ESS below 400"):
+    with pytest.warns(SamplingWarning, match="min bulk ESS is .* fails the criterion >= 400"):
         fit_bayes(FORMULA, small_cohort, chains=1, draws=40, tune=40, seed=1, progressbar=False)
 
 

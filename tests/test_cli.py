@@ -91,3 +91,126 @@ def test_specs_listing(capsys):
     assert "linear_slope" in capsys.readouterr().out
     assert main(["specs", "linear_slope"]) == 0
     assert main(["specs", "nope"]) == 1
+
+
+# -- issue 8: faults 2, 4, 11 -------------------------------------------------------------
+def _sim(tmp_path, n=20):
+    out = tmp_path / "sim"
+    main(["simulate", "--n-patients", str(n), "--seed", "1", "--out", str(out)])
+    return out
+
+
+def test_nothing_usable_left_is_an_error(tmp_path, capsys):
+    """Fault 2: excluding every row is not 'valid: 0 patients'."""
+    out = _sim(tmp_path)
+    v = pd.read_csv(out / "visits.csv", dtype=str)
+    v["visit_date"] = pd.to_datetime(v["visit_date"]).dt.strftime("%d/%m/%Y")
+    v.to_csv(out / "ddmm.csv", index=False)
+    capsys.readouterr()
+    code = main(["validate", str(out / "ddmm.csv"), "--patients", str(out / "patients.csv"),
+                 "--errors", "exclude"])
+    text = capsys.readouterr().out
+    assert code == 1
+    assert "valid: 0" not in text
+    assert "no usable" in text.splitlines()[-1] or "no usable" in text
+    assert "dayfirst" in text or "--date-format" in text
+    # the suggested option reads it
+    assert main(["validate", str(out / "ddmm.csv"), "--patients", str(out / "patients.csv"),
+                 "--date-format", "%d/%m/%Y"]) == 0
+
+
+def test_an_excluding_run_says_so_in_its_last_line(tmp_path, capsys):
+    out = _sim(tmp_path)
+    v = pd.read_csv(out / "visits.csv", dtype=str)
+    v.loc[[0, 3], "walking"] = "7"
+    v.to_csv(out / "bad.csv", index=False)
+    capsys.readouterr()
+    assert main(["validate", str(out / "bad.csv"), "--patients", str(out / "patients.csv"),
+                 "--errors", "exclude"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "2 input rows excluded" in last and "visits 2" in last
+
+
+def test_cli_reader_options(tmp_path, capsys):
+    """Fault 4: --sep, --date-format and --columns old=new reach every reader."""
+    out = _sim(tmp_path)
+    v = pd.read_csv(out / "visits.csv", dtype=str).rename(columns={"patient_id": "pnr"})
+    p = pd.read_csv(out / "patients.csv", dtype=str).rename(columns={"patient_id": "pnr"})
+    for f in (v, p):
+        for c in [c for c in f.columns if c.endswith("_date")]:
+            f[c] = pd.to_datetime(f[c]).dt.strftime("%d.%m.%Y")
+    v.to_csv(out / "v.csv", sep=";", index=False)
+    p.to_csv(out / "p.csv", sep=";", index=False)
+    capsys.readouterr()
+    code = main(["validate", str(out / "v.csv"), "--patients", str(out / "p.csv"),
+                 "--sep", ";", "--date-format", "%d.%m.%Y", "--columns", "pnr=patient_id"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "valid: 20 patients" in text
+    with pytest.raises(SystemExit) as e:
+        main(["validate", str(out / "v.csv"), "--columns", "pnr"])
+    assert e.value.code == 2
+    assert main(["validate", str(out / "v.csv"), "--sep", ";",
+                 "--columns", "nothing=patient_id"]) == 1
+
+
+def _run_cli(args, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    return subprocess.run([sys.executable, "-m", "alsfrs.cli", *args], capture_output=True,
+                          text=True, env=env, cwd=tmp_path)
+
+
+def test_broken_pipe_is_quiet(tmp_path):
+    """Fault 11: `alsfrs validate ... | head` ends without a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    out = _sim(tmp_path, n=150)
+    v = pd.read_csv(out / "visits.csv", dtype=str)
+    v.loc[v.index[10:], "walking"] = "9"
+    v.to_csv(out / "bad.csv", index=False)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = (f"'{sys.executable}' -m alsfrs.cli validate '{out / 'bad.csv'}' --patients "
+           f"'{out / 'patients.csv'}' --errors exclude --show-exclusions | head -n 2")
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": root})
+    assert len(r.stdout.splitlines()) == 2
+    assert "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr, r.stderr
+
+
+def test_help_imports_nothing_heavy(tmp_path):
+    """Fault 11: `alsfrs --help` loads neither pandas nor the engines (speed: benchmarks/)."""
+    code = ("import sys, alsfrs, alsfrs.cli\n"
+            "try:\n    alsfrs.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('pandas', 'numpy', 'scipy', 'pymc', 'arviz', 'matplotlib',"
+            " 'formulaic') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    r = _run_cli([], tmp_path)  # no command: prints help, exit 2
+    assert r.returncode == 2 and "usage: alsfrs" in r.stdout
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": root})
+    assert "HEAVY []" in r.stdout, r.stdout + r.stderr
+
+
+def test_flat_api_is_lazy_and_complete():
+    import alsfrs
+
+    for name in alsfrs.__all__:
+        assert name in dir(alsfrs)
+        assert getattr(alsfrs, name) is not None
+    with pytest.raises(AttributeError):
+        alsfrs.no_such_name  # noqa: B018
+    # modules stay reachable as attributes, as with the former eager imports
+    assert alsfrs.bayes.fit_bayes is alsfrs.fit_bayes
+    assert alsfrs.report.html.write_report is alsfrs.write_report

@@ -94,3 +94,78 @@ def test_repr_html_escapes(tables):
     h = c._repr_html_()
     assert "<table>" in h and "patients" in h
     assert "P000" not in h  # no identifiers in the summary
+
+
+# -- issue 8, fault 7: onset is optional ------------------------------------------------
+def _without_onset(p, which):
+    p = p.copy()
+    p["onset_date"] = p["onset_date"].astype(object)
+    p.loc[p["patient_id"].isin(which), "onset_date"] = None
+    return p
+
+
+def test_missing_onset_keeps_the_patient_and_counts_it(tables):
+    v, p, d, _ = tables
+    gone = list(p["patient_id"].iloc[:2])
+    c = Cohort(v, _without_onset(p, gone), d)
+    assert c.exclusions.empty  # no "not in the patient table" cascade
+    assert set(gone) <= set(c.patients.index)
+    f = c.to_frame()
+    assert f.loc[f["patient_id"].isin(gone), "months_since_onset"].isna().all()
+    assert f.loc[~f["patient_id"].isin(gone), "months_since_onset"].notna().all()
+    assert not f["months"].isna().any()
+    assert c.patients.loc[gone, "delta_fs"].isna().all()
+    assert c.describe().loc["patients without symptom onset", "value"] == 2
+    assert sorted(c.onset_unknown) == sorted(gone)
+
+
+def test_onset_origin_frame_excludes_patients_with_a_reason(tables):
+    v, p, _, _ = tables
+    gone = list(p["patient_id"].iloc[:3])
+    c = Cohort(v, _without_onset(p, gone))
+    f = c.to_frame(time="months_since_onset")
+    assert not set(gone) & set(f["patient_id"])
+    assert not f["months_since_onset"].isna().any()
+    ex = f.attrs["excluded_patients"]
+    assert sorted(ex["patient_id"]) == sorted(gone)
+    assert set(ex["rule"]) == {"onset_missing"}
+    assert len(c.to_frame(time="months")) == c.n_visits
+    with pytest.raises(ValidationError, match="time must be one of"):
+        c.to_frame(time="weeks")
+
+
+def test_model_on_onset_time_refuses_nan(tables):
+    from alsfrs import fit_lmm
+
+    v, p, _, _ = tables
+    c = Cohort(v, _without_onset(p, list(p["patient_id"].iloc[:2])))
+    with pytest.raises(ValidationError, match="months_since_onset"):
+        fit_lmm("alsfrs_r ~ months_since_onset + (months_since_onset | patient_id)", c)
+    fit = fit_lmm("alsfrs_r ~ months_since_onset + (months_since_onset | patient_id)",
+                  c.to_frame(time="months_since_onset"))
+    assert fit is not None
+
+
+def test_onset_time_visits_need_onset(tables):
+    v, p, _, _ = tables
+    c0 = Cohort(v, p)
+    f = c0.to_frame()[["patient_id", "months_since_onset", "alsfrs_r"]]
+    pats = p.drop(columns=["onset_date"])
+    pats = pats.assign(diagnostic_delay_months=c0.patients.loc[p["patient_id"],
+                                                               "diagnostic_delay_months"].to_numpy())
+    pats.loc[0, "diagnostic_delay_months"] = None
+    with pytest.raises(ValidationError) as e:
+        Cohort(f, pats)
+    assert {(pr.rule, pr.column) for pr in e.value.problems} == {
+        ("onset_missing", "months_since_onset")}
+    assert all(pr.patient == p["patient_id"].iloc[0] for pr in e.value.problems)
+
+
+def test_nothing_usable_left_is_an_error(tables):
+    """Fault 2 (API side): excluding every visit is not an empty cohort."""
+    v, p, _, _ = tables
+    v["visit_date"] = pd.to_datetime(v["visit_date"]).dt.strftime("%d/%m/%Y")
+    with pytest.raises(ValidationError) as e:
+        Cohort(v, p, errors="exclude")
+    assert [pr.rule for pr in e.value.problems] == ["no_usable_visits"]
+    assert f"{len(v)} date_invalid" in str(e.value)

@@ -95,3 +95,36 @@ def test_dispensings_load_or_raise_validation_error(frame):
         read_dispensings(frame)
     except ValidationError as e:
         assert e.problems
+
+
+@st.composite
+def csv_with_blank_lines(draw):
+    n = draw(st.integers(1, 6))
+    bad = draw(st.integers(0, n - 1))
+    rows = [f"P{k},{k}.0,{60 if k == bad else 40},"
+            + draw(st.sampled_from(['x', '"multi\nline"', '"a,b"', ""])) for k in range(n)]
+    out, line, bad_line = ["patient_id,months_since_diagnosis,alsfrs_r,note"], 1, None
+    for k, r in enumerate(rows):
+        for _ in range(draw(st.integers(0, 2))):
+            out.append("")
+            line += 1
+        line += 1
+        if k == bad:
+            bad_line = line
+        line += r.count("\n")
+        out.append(r)
+    return "\n".join(out) + "\n", bad_line
+
+
+@SETTINGS
+@given(csv_with_blank_lines())
+def test_reported_line_is_the_physical_line(tmp_path_factory, case):
+    text, bad_line = case
+    path = tmp_path_factory.mktemp("csv") / "v.csv"
+    path.write_text(text)
+    t = read_visits(path, errors="exclude")
+    assert t.n_input_rows == text.count("P")
+    lines = text.split("\n")
+    for row, pid in zip(t.data["source_row"], t.data["patient_id"], strict=True):
+        assert lines[row - 1].startswith(pid + ",")
+    assert t.exclusions["row"].tolist() == [bad_line]

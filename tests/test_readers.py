@@ -186,9 +186,7 @@ def test_patients_reader_normalises_and_checks():
                                                   "age_range"}
 
 
-def test_patients_need_onset_and_event_time():
-    with pytest.raises(ValidationError, match="symptom onset is needed"):
-        read_patients(patients_frame().drop(columns="diagnostic_delay_months"))
+def test_patients_need_event_time():
     with pytest.raises(ValidationError, match="needs the time of the event"):
         read_patients(patients_frame().drop(columns="months_to_death_imv"))
 
@@ -216,3 +214,164 @@ def test_dispensings_reader():
 
 def test_validation_error_is_one_family():
     assert issubclass(alsfrs.ValidationError, ValueError)
+
+
+# -- issue 8: faults found by a new user ---------------------------------------------
+def _dated_visits(tables):
+    v, p, _, _ = tables
+    return v, p
+
+
+def test_line_numbers_are_physical_after_blank_lines_and_multiline_fields(tmp_path):
+    """Fault 3: the reported line is the file's own line, not pandas' count."""
+    v = visits_frame().assign(note=["plain", "two\nlines", "x"])
+    v.loc[2, "salivation"] = 9
+    text = v.to_csv(index=False, lineterminator="\n")
+    lines = text.splitlines(keepends=True)
+    # a blank line after the first record, and one at the very end
+    text = "".join([*lines[:2], "\n", *lines[2:], "\n"])
+    path = tmp_path / "visits.csv"
+    path.write_text(text)
+    physical = next(i for i, ln in enumerate(text.splitlines(), start=1) if ln.startswith("B,"))
+    with pytest.raises(ValidationError) as e:
+        read_visits(path)
+    assert [p.row for p in e.value.problems] == [physical] == [6]
+    t = read_visits(path, errors="exclude")
+    assert t.exclusions["row"].tolist() == [6]
+    assert t.data["source_row"].tolist() == [2, 4]
+    assert t.data["note"].tolist() == ["plain", "two\nlines"]
+
+
+def test_semicolon_file_is_read_with_a_note(tmp_path):
+    """Fault 4: a semicolon-separated file is detected (or the user is told)."""
+    path = tmp_path / "visits.csv"
+    visits_frame().to_csv(path, sep=";", index=False)
+    t = read_visits(path)
+    assert len(t) == 3 and t.data["alsfrs_r"].tolist() == [48, 46, 43]
+    assert any("semicolon" in n for n in t.notes)
+    assert len(read_visits(path, sep=";")) == 3
+    with pytest.raises(ValidationError) as e:
+        read_visits(path, sep=",")
+    assert "looks semicolon-separated: pass sep=';'" in str(e.value)
+
+
+def test_day_first_dates_grouped_with_a_suggestion(tables, tmp_path):
+    """Fault 5: one grouped message per column and rule, all problems kept."""
+    v, _ = _dated_visits(tables)
+    iso = pd.to_datetime(v["visit_date"])
+    v["visit_date"] = iso.dt.strftime("%d/%m/%Y")
+    path = tmp_path / "visits.csv"
+    v.to_csv(path, index=False)
+    with pytest.raises(ValidationError) as e:
+        read_visits(path)
+    err = e.value
+    assert len(err.problems) == len(v)  # every row still accessible
+    assert {p.rule for p in err.problems} == {"date_invalid"}
+    msg = str(err)
+    assert f"{len(v)} rows" in msg and "lines 2, 3, 4" in msg
+    assert "dayfirst=True" in msg and "--date-format %d/%m/%Y" in msg
+    assert len(msg.splitlines()) < 5
+    assert len(read_visits(path, dayfirst=True)) == len(v)
+    t = read_visits(path, date_format="%d/%m/%Y")
+    assert (t.data["visit_date"] == iso).all()
+
+
+def test_grouping_keeps_single_problems_individual():
+    v = visits_frame()
+    v.loc[0, "walking"] = 5
+    v.loc[1, "walking"] = 7
+    v.loc[2, "speech"] = 9
+    with pytest.raises(ValidationError) as e:
+        read_visits(v)
+    msg = str(e.value)
+    assert "2 rows" in msg and "column 'walking'" in msg
+    assert "row 2, patient B, column 'speech'" in msg
+
+
+def test_aliases_of_canonical_names_are_recognised():
+    """Fault 6: ALSFRS_R_total is the total, not an unused extra."""
+    v = visits_frame().rename(columns={"alsfrs_r": "ALSFRS_R_total", "patient_id": "subject_id"})
+    v = v.drop(columns=list(ITEM_COLUMNS))
+    t = read_visits(v)
+    assert t.data["alsfrs_r"].tolist() == [48, 46, 43]
+    assert "ALSFRS_R_total" not in t.data.columns
+    assert any("'ALSFRS_R_total'" in n and "alsfrs_r" in n for n in t.notes)
+    v.loc[1, "ALSFRS_R_total"] = 50
+    with pytest.raises(ValidationError) as e:
+        read_visits(v)
+    assert e.value.problems[0].column == "ALSFRS_R_total"
+    spelled = visits_frame().rename(columns={"alsfrs_r": "ALSFRS-R", "patient_id": "Patient ID"})
+    assert read_visits(spelled).data["alsfrs_r"].tolist() == [48, 46, 43]
+    # an alias never changes which time column is used
+    dated = visits_frame().assign(date="2020-01-01")
+    t = read_visits(dated)
+    assert t.meta["time"] == "months_since_diagnosis" and "date" in t.data
+    assert any("'date' is not read as 'visit_date'" in n for n in t.notes)
+    # the original ALSFRS total is not an alias of the ALSFRS-R total
+    orig = visits_frame().drop(columns=list(ITEM_COLUMNS)).rename(
+        columns={"alsfrs_r": "ALSFRS_Total"})
+    with pytest.raises(ValidationError, match="original ALSFRS"):
+        read_visits(orig)
+
+
+def test_near_miss_column_names_warn():
+    v = visits_frame().drop(columns=["speech"]).assign(speach=4)
+    v = v.drop(columns=[c for c in ITEM_COLUMNS if c != "speech"], errors="ignore")
+    with pytest.warns(alsfrs.InputWarning, match="did you mean 'speech'"):
+        t = read_visits(v)
+    assert any("speach" in n and "speech" in n for n in t.notes)
+
+
+def test_blank_item_with_a_total_is_reported():
+    """Fault 6: a total next to incomplete items cannot be verified."""
+    v = visits_frame()
+    v["walking"] = v["walking"].astype(object)
+    v.loc[0, "walking"] = None  # other 11 items sum to 44, total 48: could be right
+    t = read_visits(v)
+    assert t.exclusions["rule"].tolist() == ["total_unverifiable"]
+    assert "walking" in t.exclusions["reason"].iloc[0]
+    v.loc[1, "walking"] = None
+    v.loc[1, "alsfrs_r"] = 40  # the 11 scored items already sum to 42 > 40: wrong
+    with pytest.raises(ValidationError) as e:
+        read_visits(v)
+    assert [p.rule for p in e.value.problems] == ["total_mismatch"]
+
+
+def test_onset_is_optional():
+    """Fault 7: no onset column, or a blank onset, is not an error."""
+    p = patients_frame().drop(columns="diagnostic_delay_months")
+    t = read_patients(p)
+    assert t.data["diagnostic_delay_months"].isna().all()
+    p = patients_frame()
+    p.loc[1, "diagnostic_delay_months"] = None
+    t = read_patients(p)
+    assert t.exclusions.empty
+    assert any("1 patient" in n and "onset" in n for n in t.notes)
+
+
+def test_reader_options_on_every_reader(tmp_path):
+    p = patients_frame().rename(columns={"patient_id": "pid"})
+    p.to_csv(tmp_path / "p.csv", sep="|", index=False)
+    t = read_patients(tmp_path / "p.csv", sep="|", columns={"pid": "patient_id"})
+    assert len(t) == 2
+    d = pd.DataFrame({"patient_id": ["A"], "dispensing_date": ["03.02.2019"], "atc": ["N06AB06"]})
+    d.to_csv(tmp_path / "d.csv", sep=";", index=False)
+    t = read_dispensings(tmp_path / "d.csv", sep=";", date_format="%d.%m.%Y")
+    assert t.data["dispensing_date"].iloc[0] == pd.Timestamp("2019-02-03")
+
+
+def test_non_utf8_file_is_named(tmp_path):
+    path = tmp_path / "visits.csv"
+    path.write_bytes("patient_id,months_since_diagnosis,alsfrs_r\nÅsa,0,40\n".encode("latin-1"))
+    with pytest.raises(ValidationError, match="not UTF-8 text"):
+        read_visits(path)
+
+
+def test_a_preamble_before_the_header_is_named(tmp_path):
+    """Fault 3: a header not on the first non-blank line is not supported, and said so."""
+    path = tmp_path / "visits.csv"
+    path.write_text("Registry export 2024\n" + visits_frame().to_csv(index=False))
+    with pytest.raises(ValidationError) as e:
+        read_visits(path)
+    assert "lines before the header are not supported" in str(e.value)
+    assert e.value.problems[0].row == 2  # the real header, read as a row, on line 2

@@ -8,7 +8,7 @@ import pytest
 
 import alsfrs
 from alsfrs.errors import ValidationError
-from alsfrs.survival import parse_surv_formula, split_at, survival_data
+from alsfrs.survival import excluded_patients, parse_surv_formula, split_at, survival_data
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,8 @@ def test_parse_errors(text, needle):
 def test_survival_frame_diagnosis_and_onset(cohort):
     f = cohort.survival_frame()
     p = cohort.patients
-    assert len(f) == len(p) and f.attrs["excluded"].empty
+    assert len(f) == len(p) and excluded_patients(f).empty
+    assert len(pd.concat([f, f])) == 2 * len(f)  # attrs stay concat-safe
     np.testing.assert_allclose(f["months"], p["months_to_death_imv"].to_numpy())
     np.testing.assert_array_equal(f["event"], p["death_imv"].to_numpy(dtype=int))
     assert {"age_at_dx", "sex", "onset_site", "antidepressant"} <= set(f.columns)
@@ -71,13 +72,13 @@ def test_survival_frame_exclusions_are_listed(cohort):
     c.patients.loc[ids[1], ["months_to_death_imv", "death_imv"]] = [0.0, 0]
     c.patients.loc[ids[2], "diagnostic_delay_months"] = np.nan
     f = c.survival_frame()
-    ex = f.attrs["excluded"]
+    ex = excluded_patients(f)
     assert list(ex["patient_id"]) == list(ids[:2])
     assert set(ex["rule"]) == {"no_followup_time"}
     assert f.attrs["counts"]["excluded"] == 2 and len(f) == len(c.patients) - 2
     g = c.survival_frame(origin="onset")
-    assert dict(zip(g.attrs["excluded"]["patient_id"], g.attrs["excluded"]["rule"],
-                    strict=True))[ids[2]] == "onset_missing"
+    gx = excluded_patients(g)
+    assert dict(zip(gx["patient_id"], gx["rule"], strict=True))[ids[2]] == "onset_missing"
     assert g.attrs["counts"]["excluded: onset_missing"] == 1
 
 
@@ -147,3 +148,30 @@ def test_split_at_counting_process():
     np.testing.assert_array_equal(out["riluzole"], [0, 1, 0, 1])
     d = survival_data("Surv(start, stop, event) ~ riluzole + cluster(patient_id)", out)
     assert d.start is not None and d.cluster is not None and len(d.cluster_labels) == 3
+
+
+def test_treatment_start_from_dispensings_after_diagnosis():
+    from alsfrs.simulate import simulate_tables
+    from alsfrs.survival import treatment_start
+
+    visits, patients, disp, _ = simulate_tables(60, seed=5)
+    dx = pd.to_datetime(patients.set_index("patient_id")["diagnosis_date"])
+    ids = list(dx.index[:3])
+    extra = pd.DataFrame({  # riluzole 30 and 90 days after diagnosis; 10 days before for ids[2]
+        "patient_id": [ids[0], ids[0], ids[1], ids[2]],
+        "dispensing_date": [(dx[ids[0]] + pd.Timedelta(days=90)).strftime("%Y-%m-%d"),
+                            (dx[ids[0]] + pd.Timedelta(days=30)).strftime("%Y-%m-%d"),
+                            (dx[ids[1]] + pd.Timedelta(days=61)).strftime("%Y-%m-%d"),
+                            (dx[ids[2]] - pd.Timedelta(days=10)).strftime("%Y-%m-%d")],
+        "atc": "N07XX02", "ddd": 30.0})
+    c = alsfrs.Cohort(visits, patients, pd.concat([disp, extra], ignore_index=True))
+    start = treatment_start(c, "N07XX02")
+    assert start.name == "months_to_n07xx02" and len(start) == c.n_patients
+    assert start[ids[0]] == pytest.approx(30 / 30.4375)
+    assert start[ids[1]] == pytest.approx(61 / 30.4375)
+    assert np.isnan(start[ids[2]]) and start.notna().sum() == 2
+    f = c.survival_frame()
+    f["riluzole_start"] = f["patient_id"].map(start)
+    tv = split_at(f, "riluzole_start", "riluzole")
+    assert len(tv) == len(f) + int(((f["riluzole_start"] > 0)
+                                    & (f["riluzole_start"] < f["months"])).sum())

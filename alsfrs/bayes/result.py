@@ -421,7 +421,8 @@ class BayesResult(LongitudinalResult):
 
 def _worst(col: pd.Series, pick: Any) -> str:
     """Which parameter is worst on a diagnostic (for the note)."""
-    if col.empty:
-        return ""
+    col = col.dropna()
+    if col.empty:  # e.g. R-hat of a single chain is not defined
+        return "not computable from these draws"
     name = col.idxmax() if pick is max else col.idxmin()
     return f"worst: {name}"

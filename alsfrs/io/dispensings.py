@@ -3,7 +3,7 @@
 Canonical columns
 -----------------
 ``patient_id``
-``dispensing_date`` (ISO date; the patient table then gives ``diagnosis_date``) or
+``dispensing_date`` (a date; the patient table then gives ``diagnosis_date``) or
 ``months_since_diagnosis`` (negative before diagnosis)
 ``atc``
     WHO ATC code at any level (``N``, ``N06``, ``N06A``, ``N06AB``, ``N06AB06``);
@@ -12,6 +12,9 @@ Canonical columns
     Defined daily doses dispensed (>= 0).
 ``amount`` (optional)
     Packages or units dispensed (>= 0).
+
+Recognised aliases (:data:`alsfrs.io.ALIASES`): ``subject_id``/``id`` for
+``patient_id``, ``date`` for ``dispensing_date``, ``atc_code`` for ``atc``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ __all__ = ["ATC_PATTERN", "normalise_atc", "read_dispensings"]
 
 #: A WHO ATC code at level 1 (A), 2 (A01), 3 (A01A), 4 (A01AA) or 5 (A01AA01).
 ATC_PATTERN = re.compile(r"^[A-Z](?:\d{2}(?:[A-Z](?:[A-Z](?:\d{2})?)?)?)?$")
+#: The canonical columns of a dispensing table.
+CANONICAL = ("patient_id", "dispensing_date", "months_since_diagnosis", "atc", "ddd", "amount")
 
 
 def normalise_atc(codes: pd.Series) -> pd.Series:
@@ -41,6 +46,9 @@ def read_dispensings(
     columns: Mapping[str, str] | None = None,
     errors: Errors = "raise",
     name: str | None = None,
+    sep: str | None = None,
+    date_format: str | None = None,
+    dayfirst: bool = False,
 ) -> Table:
     """Read and validate a dispensing table.
 
@@ -54,6 +62,8 @@ def read_dispensings(
         ``"raise"`` (default) or ``"exclude"``, as in :func:`read_visits`.
     name
         Name used for a DataFrame in messages (default ``"<DataFrame>"``).
+    sep, date_format, dayfirst
+        As in :func:`~alsfrs.read_visits`.
 
     Returns
     -------
@@ -61,7 +71,10 @@ def read_dispensings(
         ``.data`` with ``patient_id``, the time column, ``atc`` (normalised) and
         optional ``ddd``/``amount``; ``.meta["time"]`` names the time column.
     """
-    frame, check = begin(source, kind="dispensings", columns=columns, name=name)
+    frame, check = begin(source, kind="dispensings", columns=columns, name=name,
+                         canonical=CANONICAL,
+                         exclusive=(("dispensing_date", "months_since_diagnosis"),),
+                         sep=sep, date_format=date_format, dayfirst=dayfirst)
     check.require_columns("patient_id", "atc")
     time = next((c for c in ("dispensing_date", "months_since_diagnosis") if c in frame), None)
     if time is None:
@@ -82,7 +95,8 @@ def read_dispensings(
     raw = frame["atc"]
     atc = normalise_atc(raw)
     missing = atc.isna() | (atc == "")
-    check.error(missing, "atc_missing", "ATC code is missing", "atc")
+    check.error(missing, "atc_missing", "ATC code is missing", "atc",
+                summary="have no ATC code")
     malformed = ~missing & ~atc.fillna("").str.fullmatch(ATC_PATTERN.pattern)
     check.error(
         malformed,
@@ -90,6 +104,7 @@ def read_dispensings(
         lambda p: f"{raw.iloc[p]!r} is not a WHO ATC code (letter, 2 digits, letter, letter, "
         "2 digits, e.g. N06AB06, or a shorter level such as N06A)",
         "atc",
+        summary="are not WHO ATC codes (e.g. N06AB06, or a shorter level such as N06A)",
     )
     out["atc"] = atc.astype(object)
     for c in ("ddd", "amount"):

@@ -4,9 +4,14 @@ Canonical columns
 -----------------
 ``patient_id`` (required)
 ``diagnosis_date``
-    ISO date; required when visits or dispensings are given as dates.
-``onset_date`` or ``diagnostic_delay_months`` (one required)
-    Symptom onset, as a date or as months from onset to diagnosis (>= 0).
+    A date; required when visits or dispensings are given as dates.
+``onset_date`` or ``diagnostic_delay_months`` (optional)
+    Symptom onset, as a date (with ``diagnosis_date``) or as months from onset to
+    diagnosis (>= 0). Onset may be unknown (column absent or cell blank): the
+    patient is kept, ``diagnostic_delay_months`` is missing, and the cohort then
+    has no ``months_since_onset`` nor ΔFS for that patient; it counts such
+    patients and onset-origin analyses exclude them with a reason
+    (:meth:`alsfrs.Cohort.to_frame` with ``time="months_since_onset"``).
 ``age_at_dx``
     Age at diagnosis in years.
 ``sex``
@@ -17,10 +22,14 @@ Canonical columns
 ``death_imv``
     1 if the patient died or started invasive ventilation, 0 if censored.
 ``death_imv_date`` or ``months_to_death_imv``
-    Date of death/invasive ventilation or of censoring, or months from diagnosis
-    to it; required with ``death_imv``.
+    Date of death/invasive ventilation or of censoring, or months from the time
+    origin (diagnosis; trial entry for visits timed from entry) to it; required
+    with ``death_imv``.
 
-Any other column is kept as a patient-level covariate.
+Recognised aliases (:data:`alsfrs.io.ALIASES`): ``subject_id``/``id`` for
+``patient_id``, ``date_of_diagnosis``, ``date_of_onset``, ``age_at_diagnosis``,
+``gender``, ``site_of_onset`` ... Any other column is kept as a patient-level
+covariate.
 """
 
 from __future__ import annotations
@@ -38,6 +47,11 @@ __all__ = ["ONSET_SITES", "SEXES", "read_patients"]
 
 SEXES = ("F", "M")
 ONSET_SITES = ("spinal", "bulbar", "other")
+
+#: The canonical columns of a patient table.
+CANONICAL = ("patient_id", "diagnosis_date", "onset_date", "diagnostic_delay_months",
+             "age_at_dx", "sex", "onset_site", "death_imv", "death_imv_date",
+             "months_to_death_imv")
 
 _SEX = {
     "f": "F", "female": "F", "woman": "F", "w": "F", "k": "F", "kvinna": "F",
@@ -57,6 +71,9 @@ def read_patients(
     columns: Mapping[str, str] | None = None,
     errors: Errors = "raise",
     name: str | None = None,
+    sep: str | None = None,
+    date_format: str | None = None,
+    dayfirst: bool = False,
 ) -> Table:
     """Read and validate the patient table.
 
@@ -70,21 +87,20 @@ def read_patients(
         ``"raise"`` (default) or ``"exclude"``, as in :func:`read_visits`.
     name
         Name used for a DataFrame in messages (default ``"<DataFrame>"``).
+    sep, date_format, dayfirst
+        As in :func:`~alsfrs.read_visits`.
 
     Returns
     -------
     Table
-        ``.data`` has ``patient_id``, ``diagnostic_delay_months`` (always), the
-        dates if given, and the covariates; ``.exclusions`` the rows not used.
+        ``.data`` has ``patient_id``, ``diagnostic_delay_months`` (always; missing
+        where onset is unknown), the dates if given, and the covariates;
+        ``.exclusions`` the rows not used; ``.notes`` counts patients without onset.
     """
-    frame, check = begin(source, kind="patients", columns=columns, name=name)
+    frame, check = begin(source, kind="patients", columns=columns, name=name,
+                         canonical=CANONICAL, sep=sep, date_format=date_format,
+                         dayfirst=dayfirst)
     check.require_columns("patient_id")
-    if "onset_date" not in frame and "diagnostic_delay_months" not in frame:
-        check.table_error(
-            "missing_column",
-            "symptom onset is needed for the onset time axis and the progression rate: "
-            "give 'onset_date' (with 'diagnosis_date') or 'diagnostic_delay_months'",
-        )
     if "onset_date" in frame and "diagnostic_delay_months" not in frame and (
         "diagnosis_date" not in frame
     ):
@@ -118,15 +134,15 @@ def read_patients(
         delay = delay.where(delay.notna(), delay_from_dates)
     else:
         delay = delay_from_dates
-    onset_missing = delay.isna() & ~pd.Series(
+    onset_unknown = delay.isna() & ~pd.Series(
         [bool(check.row_errors.get(i)) for i in range(len(frame))], index=frame.index
     )
-    check.error(
-        onset_missing,
-        "onset_missing",
-        "symptom onset is unknown (no onset date with a diagnosis date, and no diagnostic delay)",
-        "onset_date" if "onset_date" in frame else "diagnostic_delay_months",
-    )
+    if onset_unknown.any():
+        n = int(onset_unknown.sum())
+        check.notes.append(
+            f"{check.source}: {n} patient{'s' if n != 1 else ''} without a symptom onset (no "
+            "onset date with a diagnosis date, no diagnostic delay): months since onset and "
+            "ΔFS are missing for them")
     check.error(
         delay < 0,
         "onset_after_diagnosis",

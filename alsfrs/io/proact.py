@@ -2,16 +2,23 @@
 
 PRO-ACT times (``ALSFRS_Delta``, ``Onset_Delta``, ``Diagnosis_Delta``,
 ``Death_Days``) are days relative to trial entry (see ``shared/domain.md``
-section 2). alsfrs re-anchors them at diagnosis with the ALS history table, so
-that PRO-ACT visits share the time axes of every other cohort.
+section 2). With the ALS history table alsfrs re-anchors them at diagnosis, so
+that PRO-ACT visits share the time axes of every other cohort; without it the
+time origin is trial entry (``days_since_entry``) and onset is unknown.
 
 ALSFRS rows with the original ALSFRS item ``Q10_Respiratory`` but none of the
 ALSFRS-R items R1-R3 are the original 10-item scale and are reported as
 excluded, never mixed in.
+
+This module reads tables only: :func:`read_proact_tables` returns the visits, the
+patients and the auxiliary tables (death, demographics) with their row accounting;
+:func:`alsfrs.read_proact` builds the :class:`~alsfrs.Cohort` from them (through
+its public ``auxiliary=`` hook). Readers never import the Cohort.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,9 +28,10 @@ from alsfrs.errors import Problem, ValidationError
 from alsfrs.io._table import EXCLUSION_COLUMNS, Errors, Table, load_frame
 from alsfrs.io.patients import read_patients
 from alsfrs.io.visits import read_visits
+from alsfrs.ledger import ROW
 from alsfrs.timeaxis import DAYS_PER_MONTH, DAYS_PER_YEAR
 
-__all__ = ["PROACT_ITEMS", "read_proact"]
+__all__ = ["PROACT_ITEMS", "ProactTables", "read_proact_tables"]
 
 #: PRO-ACT ALSFRS columns -> alsfrs canonical item names.
 PROACT_ITEMS = {
@@ -53,52 +61,47 @@ def _require(frame: pd.DataFrame, name: str, cols: tuple[str, ...]) -> list[Prob
                     message=f"PRO-ACT column '{c}' is missing") for c in cols if c not in frame]
 
 
-def read_proact(
+@dataclass
+class ProactTables:
+    """The PRO-ACT tables read and checked, ready for :class:`~alsfrs.Cohort`.
+
+    Attributes
+    ----------
+    visits, patients
+        The visits (``days_since_diagnosis``, or ``days_since_entry`` without the
+        history table) and the patient table.
+    auxiliary
+        Tables joined into the patient table (``death``, ``demographics``), each
+        with its rows read, used and excluded, for the cohort's row accounting.
+    """
+
+    visits: Table
+    patients: Table
+    auxiliary: list[Table] = field(default_factory=list)
+
+
+def read_proact_tables(
     alsfrs: Any,
     *,
-    history: Any,
+    history: Any = None,
     death: Any = None,
     demographics: Any = None,
     errors: Errors = "raise",
-):
-    """Read PRO-ACT ALSFRS-R visits (and patient tables) into a :class:`~alsfrs.Cohort`.
+) -> ProactTables:
+    """Read PRO-ACT ALSFRS-R visits and patient tables (see :func:`alsfrs.read_proact`)."""
+    def named(src: Any, default: str) -> str | None:
+        return default if isinstance(src, pd.DataFrame) else None
 
-    Parameters
-    ----------
-    alsfrs
-        ``PROACT_ALSFRS.csv`` (path or DataFrame): ``subject_id``, ``ALSFRS_Delta``,
-        the items ``Q1_Speech`` ... ``Q9_Climbing_Stairs``, ``R_1_Dyspnea``,
-        ``R_2_Orthopnea``, ``R_3_Respiratory_Insufficiency``, ``ALSFRS_R_Total``.
-    history
-        ``PROACT_ALSHISTORY.csv``: ``subject_id``, ``Onset_Delta``,
-        ``Diagnosis_Delta`` and optionally ``Site_of_Onset``. Needed to place
-        visits relative to diagnosis and onset.
-    death
-        ``PROACT_DEATHDATA.csv``: ``subject_id``, ``Subject_Died`` (Yes/No),
-        ``Death_Days``. Subjects not known to have died are censored at their
-        last ALSFRS visit. The event is death only (PRO-ACT has no IMV date).
-    demographics
-        ``PROACT_DEMOGRAPHICS.csv``: ``subject_id``, ``Age`` (at trial entry),
-        ``Sex`` (Female/Male).
-    errors
-        ``"raise"`` or ``"exclude"``, as for the other readers.
-
-    Returns
-    -------
-    Cohort
-        Original-ALSFRS rows are in ``cohort.exclusions`` with rule
-        ``original_alsfrs``.
-    """
-    from alsfrs.cohort import Cohort
-
-    af, aname, alabels = load_frame(alsfrs, kind="PRO-ACT ALSFRS",
-                                    name=None if not isinstance(alsfrs, pd.DataFrame)
-                                    else "PROACT_ALSFRS")
-    hf, hname, hlabels = load_frame(history, kind="PRO-ACT ALS history",
-                                    name=None if not isinstance(history, pd.DataFrame)
-                                    else "PROACT_ALSHISTORY")
-    problems = _require(af, aname, ("subject_id", "ALSFRS_Delta"))
-    problems += _require(hf, hname, ("subject_id", "Onset_Delta", "Diagnosis_Delta"))
+    al = load_frame(alsfrs, kind="PRO-ACT ALSFRS", name=named(alsfrs, "PROACT_ALSFRS"))
+    af, aname, alabels = al.frame, al.name, al.labels
+    problems = list(al.problems) + _require(af, aname, ("subject_id", "ALSFRS_Delta"))
+    hf = None
+    if history is not None:
+        hl = load_frame(history, kind="PRO-ACT ALS history",
+                        name=named(history, "PROACT_ALSHISTORY"))
+        hf, hname, hlabels = hl.frame, hl.name, hl.labels
+        problems += list(hl.problems)
+        problems += _require(hf, hname, ("subject_id", "Onset_Delta", "Diagnosis_Delta"))
     if not any(c in af for c in _R) and "ALSFRS_R_Total" not in af:
         problems.append(Problem(
             rule="original_alsfrs", source=aname,
@@ -108,39 +111,55 @@ def read_proact(
     if problems:
         raise ValidationError(problems, context="the PRO-ACT tables")
 
-    # --- patients from the history table (+ death, demographics) --------------------
-    hist = pd.DataFrame({"patient_id": hf["subject_id"].to_numpy()}, index=hlabels)
-    onset_d = _num(hf["Onset_Delta"]).to_numpy()
-    dx_d = _num(hf["Diagnosis_Delta"]).to_numpy()
-    hist["diagnostic_delay_months"] = np.where(
-        np.isnan(onset_d) | np.isnan(dx_d), hf["Onset_Delta"].astype(object),
-        (dx_d - onset_d) / DAYS_PER_MONTH)
-    if "Site_of_Onset" in hf:
-        hist["onset_site"] = hf["Site_of_Onset"].to_numpy()
-    dx_by_subject = pd.Series(dx_d, index=hf["subject_id"].astype("string").str.strip())
-    dx_by_subject = dx_by_subject[~dx_by_subject.index.duplicated()]
-    accounting_extra = []
+    # --- the patients: the history table, or the subjects of the ALSFRS table -------
+    if hf is not None:
+        hist = pd.DataFrame({"patient_id": hf["subject_id"].to_numpy()}, index=hlabels)
+        onset_d = _num(hf["Onset_Delta"]).to_numpy()
+        dx_d = _num(hf["Diagnosis_Delta"]).to_numpy()
+        hist["diagnostic_delay_months"] = np.where(
+            np.isnan(onset_d) | np.isnan(dx_d), hf["Onset_Delta"].astype(object),
+            (dx_d - onset_d) / DAYS_PER_MONTH)
+        if "Site_of_Onset" in hf:
+            hist["onset_site"] = hf["Site_of_Onset"].to_numpy()
+        dx_by_subject = pd.Series(dx_d, index=hf["subject_id"].astype("string").str.strip())
+        dx_by_subject = dx_by_subject[~dx_by_subject.index.duplicated()]
+        pname, unknown_rule, unknown_reason = hname, "no_history", \
+            "subject not in the ALS history table"
+    else:
+        sids = af["subject_id"].astype("string").str.strip()
+        first = ~sids.duplicated() & sids.notna()
+        hist = pd.DataFrame({"patient_id": sids[first].to_numpy()},
+                            index=np.array(alabels, dtype=object)[first.to_numpy()])
+        dx_by_subject = pd.Series(0.0, index=sids[first].to_numpy())  # origin: trial entry
+        pname, unknown_rule, unknown_reason = aname, "no_alsfrs", \
+            "subject has no row in the ALSFRS table"
+    auxiliary: list[Table] = []
 
-    def joined(src: Any, kind: str, default_name: str, cols: tuple[str, ...]):
-        f, n, lab = load_frame(src, kind=kind,
-                               name=default_name if isinstance(src, pd.DataFrame) else None)
-        probs = _require(f, n, ("subject_id", *cols))
+    def joined(src: Any, kind: str, default_name: str, cols: tuple[str, ...]) -> pd.DataFrame:
+        ld = load_frame(src, kind=kind, name=named(src, default_name))
+        f, n, lab = ld.frame, ld.name, ld.labels
+        probs = list(ld.problems) + _require(f, n, ("subject_id", *cols))
         if probs:
             raise ValidationError(probs, context=f"the {kind} table")
         f = f.assign(_sid=f["subject_id"].astype("string").str.strip())
         known = f["_sid"].isin(dx_by_subject.index).to_numpy()
-        excl = pd.DataFrame({"table": kind, "source": n, "row": np.array(lab, dtype=object)[~known],
-                             "patient_id": f["_sid"][~known].to_numpy(), "rule": "no_history",
-                             "reason": "subject not in the ALS history table"},
-                            columns=EXCLUSION_COLUMNS)
-        accounting_extra.append((kind, len(f), int(known.sum()), excl))
+        labels = np.array(lab, dtype=object)
+        excl = pd.DataFrame({"table": kind, "source": n, "row": labels[~known],
+                             "patient_id": f["_sid"][~known].to_numpy(), "rule": unknown_rule,
+                             "reason": unknown_reason}, columns=EXCLUSION_COLUMNS)
+        used = f[known].drop(columns="_sid").copy()
+        used.insert(0, ROW, labels[known])
+        auxiliary.append(Table(kind, used.reset_index(drop=True), excl, n, len(f), {}))
         return f[known].drop_duplicates("_sid").set_index("_sid")
 
     sid = hist["patient_id"].astype("string").str.strip()
     if demographics is not None:
         dem = joined(demographics, "demographics", "PROACT_DEMOGRAPHICS", ("Age", "Sex"))
         age_entry = sid.map(_num(dem["Age"]))
-        hist["age_at_dx"] = (age_entry + sid.map(dx_by_subject) / DAYS_PER_YEAR).round(2)
+        if hf is not None:
+            hist["age_at_dx"] = (age_entry + sid.map(dx_by_subject) / DAYS_PER_YEAR).round(2)
+        else:
+            hist["age_at_entry"] = age_entry.to_numpy()
         hist["sex"] = sid.map(dem["Sex"]).to_numpy()
 
     # --- visits: ALSFRS-R rows only ----------------------------------------------------
@@ -161,7 +180,8 @@ def read_proact(
     delta = _num(vf["ALSFRS_Delta"]).to_numpy()
     vsid = vf["subject_id"].astype("string").str.strip()
     vdx = vsid.map(dx_by_subject).to_numpy(dtype=float)
-    vis["days_since_diagnosis"] = np.where(
+    vtime = "days_since_diagnosis" if hf is not None else "days_since_entry"
+    vis[vtime] = np.where(
         np.isnan(delta), vf["ALSFRS_Delta"].astype(object),
         np.where(np.isnan(vdx), delta, delta - vdx))  # unknown subjects: flagged by Cohort
     for src, dst in PROACT_ITEMS.items():
@@ -171,21 +191,18 @@ def read_proact(
         vis["alsfrs_r"] = vf["ALSFRS_R_Total"].to_numpy()
     vt = read_visits(vis, errors=errors, name=aname)
     vt = Table("visits", vt.data, pd.concat([orig_excl, vt.exclusions], ignore_index=True)
-               if len(orig_excl) else vt.exclusions, aname, len(af), vt.meta)
+               if len(orig_excl) else vt.exclusions, aname, len(af), vt.meta, vt.notes)
 
     if death is not None:
         dth = joined(death, "death", "PROACT_DEATHDATA", ("Subject_Died",))
         died = sid.map(dth["Subject_Died"].astype("string").str.strip().str.lower()
                        .map({"yes": 1, "no": 0}))
         ddays = sid.map(_num(dth["Death_Days"])) if "Death_Days" in dth else np.nan
-        last = (vt.data.groupby("patient_id")["days_since_diagnosis"].max())
+        last = vt.data.groupby("patient_id")[vtime].max()
         last_visit = sid.map(last)
         hist["death_imv"] = died.fillna(0).astype(int).to_numpy()
         t_event = (ddays - sid.map(dx_by_subject)) / DAYS_PER_MONTH
         t_cens = (last_visit / DAYS_PER_MONTH).fillna(0.0)  # no visit: excluded later
         hist["months_to_death_imv"] = np.where(hist["death_imv"] == 1, t_event, t_cens)
-    pt = read_patients(hist, errors=errors, name=hname)
-    cohort = Cohort(vt, pt, errors=errors)
-    for kind, n_read, n_used, excl in accounting_extra:
-        cohort._add_accounting(kind, n_read, n_used, excl)
-    return cohort
+    pt = read_patients(hist, errors=errors, name=pname)
+    return ProactTables(vt, pt, auxiliary)

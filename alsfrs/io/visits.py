@@ -4,9 +4,12 @@ Canonical columns
 -----------------
 ``patient_id``
     The patient identifier (text).
-time, exactly one of
-    ``visit_date`` (ISO date; the patient table then gives ``diagnosis_date``),
-    ``days_since_diagnosis``, ``months_since_diagnosis``, ``months_since_onset``.
+time, one of (the first present is used unless ``time=`` names one)
+    ``visit_date`` (a date; the patient table then gives ``diagnosis_date``),
+    ``days_since_diagnosis``, ``months_since_diagnosis``, ``months_since_onset``
+    (the patient table then needs the symptom onset), or ``days_since_entry``,
+    ``months_since_entry`` (time from entry into a trial, e.g. PRO-ACT without
+    the ALS history table; the cohort's time origin is then trial entry).
 items (0-4, whole numbers)
     ``speech``, ``salivation``, ``swallowing``, ``handwriting``, ``cutting_food``
     (5a) or ``cutting_food_gastrostomy`` (5b), ``dressing_hygiene``,
@@ -16,7 +19,15 @@ total
     ``alsfrs_r`` (0-48).
 
 A visit may carry the items, the total, or both; where both, they must agree.
-Other columns are carried along untouched.
+A visit with some items blank and a total is checked as far as it can be: a
+total that no score of the blank items could reach is an error
+(``total_mismatch``); otherwise the total cannot be verified and the visit is
+excluded with rule ``total_unverifiable`` (to use totals alone, leave the item
+columns out). Items without a total must be complete (else ``incomplete_items``).
+
+Recognised aliases (see :data:`alsfrs.io.ALIASES`): ``subject_id``, ``id`` ... for
+``patient_id``; ``date`` for ``visit_date``; ``ALSFRS_R_total``, ``ALSFRS-R``,
+``total`` ... for ``alsfrs_r``. Other columns are carried along untouched.
 """
 
 from __future__ import annotations
@@ -41,10 +52,13 @@ __all__ = ["TIME_COLUMNS", "TOTAL", "read_visits"]
 
 #: The time columns a visits table may use, in order of preference.
 TIME_COLUMNS = (
-    "visit_date", "days_since_diagnosis", "months_since_diagnosis", "months_since_onset"
+    "visit_date", "days_since_diagnosis", "months_since_diagnosis", "months_since_onset",
+    "days_since_entry", "months_since_entry",
 )
 TOTAL = "alsfrs_r"
 R_ITEMS = ("dyspnea", "orthopnea", "respiratory_insufficiency")
+#: The canonical columns of a visits table.
+CANONICAL = ("patient_id", *TIME_COLUMNS, *ITEM_COLUMNS, TOTAL)
 
 
 def read_visits(
@@ -54,6 +68,9 @@ def read_visits(
     time: str | None = None,
     errors: Errors = "raise",
     name: str | None = None,
+    sep: str | None = None,
+    date_format: str | None = None,
+    dayfirst: bool = False,
 ) -> Table:
     """Read and validate ALSFRS-R visits in long format.
 
@@ -63,7 +80,9 @@ def read_visits(
         Path to a CSV or Parquet file, or a DataFrame, one row per patient visit.
     columns
         Mapping from the input's column names to the canonical names, e.g.
-        ``{"id": "patient_id", "Q1": "speech", "total": "alsfrs_r"}``.
+        ``{"pnr": "patient_id", "Q1": "speech"}``. Common aliases are recognised
+        without it (:data:`alsfrs.io.ALIASES`); unknown names close to a canonical
+        one give an :class:`~alsfrs.InputWarning`.
     time
         Which time column to use when the input has several.
     errors
@@ -72,6 +91,14 @@ def read_visits(
         ledger with their reasons and the rest is used.
     name
         Name used for a DataFrame in messages (default ``"<DataFrame>"``).
+    sep
+        Field separator of a text file (default: ``,``, tab for ``.tsv``; a
+        semicolon-, tab- or pipe-separated header is detected and noted).
+    date_format
+        ``strftime`` format of the dates, e.g. ``"%d/%m/%Y"``; ISO dates
+        (``YYYY-MM-DD``) are always accepted too.
+    dayfirst
+        Also accept day-first dates (``DD/MM/YYYY``, ``DD.MM.YYYY``, ``DD-MM-YYYY``).
 
     Returns
     -------
@@ -86,7 +113,9 @@ def read_visits(
         bad row: scores out of range or not whole numbers, both forms of item 5,
         items and total that disagree, conflicting duplicate visits, bad times.
     """
-    frame, check = begin(source, kind="visits", columns=columns, name=name)
+    frame, check = begin(source, kind="visits", columns=columns, name=name, canonical=CANONICAL,
+                         exclusive=(TIME_COLUMNS,), sep=sep, date_format=date_format,
+                         dayfirst=dayfirst)
 
     lower = {str(c).lower(): c for c in frame.columns}
     has_r = any(c in frame.columns for c in R_ITEMS)
@@ -167,6 +196,33 @@ def read_visits(
         "total_mismatch",
         lambda p: f"ALSFRS-R total {_fmt(total_given.iloc[p])} disagrees with the sum of "
         f"the 12 items, {_fmt(item_sum.iloc[p])}",
+        TOTAL,
+        summary="have a total that disagrees with the sum of the 12 items",
+    )
+    # some items blank next to a total: check what can be checked
+    blank = others.isna().assign(cutting_food=item5.isna())
+
+    def blank_names(p: int) -> str:
+        return ", ".join(c for c in blank.columns if blank[c].iloc[p])
+
+    partial_total = (n_scored > 0) & ~complete & total_given.notna() & ~item_bad
+    most = item_sum + MAX_ITEM * (12 - n_scored)
+    impossible = partial_total & ((total_given < item_sum) | (total_given > most))
+    check.error(
+        impossible,
+        "total_mismatch",
+        lambda p: f"ALSFRS-R total {_fmt(total_given.iloc[p])} cannot match the items: the "
+        f"{int(n_scored.iloc[p])} items scored sum to {_fmt(item_sum.iloc[p])} and the blank "
+        f"ones ({blank_names(p)}) add 0 to {MAX_ITEM * (12 - int(n_scored.iloc[p]))}",
+        TOTAL,
+        summary="have a total that no score of their blank items could reach",
+    )
+    check.exclude(
+        partial_total & ~impossible,
+        "total_unverifiable",
+        lambda p: f"item(s) {blank_names(p)} blank: the total {_fmt(total_given.iloc[p])} "
+        "cannot be checked against the items (give every item, or leave the item columns "
+        "out to use the totals alone)",
         TOTAL,
     )
     total = total_given.where(total_given.notna(), item_sum.where(complete))

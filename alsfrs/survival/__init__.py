@@ -8,14 +8,23 @@ Stable public pieces other engines build on (the joint model):
 patient) and :func:`alsfrs.survival.frame.survival_data` (checked arrays).
 """
 
-from alsfrs.survival.frame import SurvivalData, split_at, survival_data, survival_frame
+from alsfrs.survival.frame import (
+    SurvivalData,
+    excluded_patients,
+    split_at,
+    survival_data,
+    survival_frame,
+    treatment_start,
+)
 from alsfrs.survival.surv import SurvFormula, parse_surv_formula
 
 __all__ = [
     "SurvFormula",
     "SurvivalData",
+    "excluded_patients",
     "parse_surv_formula",
     "split_at",
     "survival_data",
     "survival_frame",
+    "treatment_start",
 ]

@@ -33,9 +33,11 @@ __all__ = [
     "EXCLUDED_COLUMNS",
     "ORIGINS",
     "SurvivalData",
+    "excluded_patients",
     "split_at",
     "survival_data",
     "survival_frame",
+    "treatment_start",
 ]
 
 #: Time origins of :func:`survival_frame`.
@@ -65,10 +67,11 @@ def survival_frame(cohort: Any, origin: str = "diagnosis") -> pd.DataFrame:
         derived feature of ``cohort.patients``. ``attrs``:
 
         ``"excluded"``
-            patients not in the frame, with ``patient_id``, ``rule`` and
-            ``reason`` (``no_followup_time``: the time or status is missing, or
-            the patient is censored at time zero; ``onset_missing``: onset is
-            unknown, onset origin only);
+            patients not in the frame, a list of records with ``patient_id``,
+            ``rule`` and ``reason`` (``no_followup_time``: the time or status is
+            missing, or the patient is censored at time zero; ``onset_missing``:
+            onset is unknown, onset origin only); :func:`excluded_patients` gives
+            them as a DataFrame (plain records keep ``pd.concat`` working);
         ``"origin"``, ``"time_unit"``
             the time origin and unit;
         ``"counts"``
@@ -116,13 +119,64 @@ def survival_frame(cohort: Any, origin: str = "diagnosis") -> pd.DataFrame:
     out = pd.concat([out, covars.reset_index(drop=True)], axis=1)
     excluded = pd.DataFrame.from_records(
         [(ids[i], *reasons[i]) for i in sorted(reasons)], columns=EXCLUDED_COLUMNS)
-    out.attrs["excluded"] = excluded
+    out.attrs["excluded"] = excluded.to_dict("records")
     out.attrs["origin"] = origin
     out.attrs["time_unit"] = f"months since {origin}"
     out.attrs["counts"] = {"patients": len(p), "analysed": int(keep.sum()),
                            "excluded": int((~keep).sum()),
                            **{f"excluded: {k}": int(v) for k, v in
                               excluded.groupby("rule").size().items()}}
+    return out
+
+
+def excluded_patients(frame: pd.DataFrame) -> pd.DataFrame:
+    """The patients left out of a :func:`survival_frame`, with the rule and reason."""
+    return pd.DataFrame.from_records(frame.attrs.get("excluded", []), columns=EXCLUDED_COLUMNS)
+
+
+def treatment_start(cohort: Any, atc: str | Sequence[str]) -> pd.Series:
+    """Months from diagnosis to the first dispensing after diagnosis of a drug.
+
+    For a treatment started during follow-up, e.g. riluzole (ATC ``N07XX02``) or
+    edaravone (``N07XX14``); use with :func:`split_at` to fit it as a time-varying
+    covariate.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A cohort with dispensings.
+    atc : str or sequence of str
+        ATC code prefix(es) of the drug.
+
+    Returns
+    -------
+    pandas.Series
+        Indexed by ``patient_id`` (every patient of the cohort), NaN for patients
+        never dispensed the drug after diagnosis.
+    """
+    from alsfrs.exposure import dispensing_months
+
+    tables = getattr(cohort, "tables", {})
+    if "dispensings" not in tables:
+        raise ValidationError(Problem(rule="no_dispensings", message=(
+            "treatment start times need the cohort's dispensings")))
+    disp, pats = tables["dispensings"], tables["patients"]
+    known = disp.data["patient_id"].isin(pats.data["patient_id"]).to_numpy()
+    d = disp.data.loc[known]
+    from alsfrs.io._table import Table
+
+    months = dispensing_months(Table("dispensings", d, disp.exclusions, disp.source, len(d),
+                                     disp.meta), pats).to_numpy()
+    prefixes = (atc,) if isinstance(atc, str) else tuple(atc)
+    code = d["atc"].astype(str).str.upper()
+    hit = np.zeros(len(d), dtype=bool)
+    for pre in prefixes:
+        hit |= code.str.startswith(pre.upper().strip()).to_numpy()
+    sel = hit & (months >= 0)
+    first = pd.Series(months[sel], index=d["patient_id"].to_numpy()[sel]).groupby(level=0).min()
+    out = first.reindex(cohort.patients.index)
+    out.name = "months_to_" + "_".join(p.lower() for p in prefixes)
+    out.index.name = "patient_id"
     return out
 
 
@@ -160,6 +214,8 @@ def split_at(frame: pd.DataFrame, switch: str, covariate: str, *, time: str = "m
                           **{covariate: (np.isfinite(s) & (s <= 0)).astype(int)})
     before[event] = np.where(inside, 0, frame[event].to_numpy())
     after = frame.loc[inside].assign(start=s[inside], stop=t[inside], **{covariate: 1})
+    before.attrs = {}
+    after.attrs = {}
     out = pd.concat([before, after], ignore_index=True)
     return out.sort_values([id_column, "start"], kind="stable").reset_index(drop=True)
 
@@ -239,7 +295,9 @@ def survival_data(formula: str | SurvFormula, data: Any, *, covariates: bool = T
     ----------
     formula : str or SurvFormula
         ``Surv(time, event) ~ ...`` or ``Surv(start, stop, event) ~ ...``.
-    data : DataFrame or object with ``to_frame()``
+    data : DataFrame, Cohort, or object with ``to_frame()``
+        A Cohort (anything with ``survival_frame()``) is used through its
+        survival frame (months from diagnosis).
     covariates : bool, default True
         Whether the model needs covariates (Cox, clogit) or takes none (Kaplan–Meier,
         where the right-hand side names the groups).
@@ -261,6 +319,8 @@ def survival_data(formula: str | SurvFormula, data: Any, *, covariates: bool = T
     """
     f = formula if isinstance(formula, SurvFormula) else parse_surv_formula(
         formula, allow_cluster=allow_cluster)
+    if not isinstance(data, pd.DataFrame) and callable(getattr(data, "survival_frame", None)):
+        data = data.survival_frame()
     frame = as_frame(data)
     if len(frame) == 0:
         raise ValidationError(Problem(rule="no_data", message="the data have no rows"),
