@@ -27,25 +27,15 @@ DEFAULT_SURV = ("Surv(months_to_death_imv, death_imv) ~ anxiolytic + hypnotic + 
 
 def cox_hazard_ratios(survival: str, patients: pd.DataFrame, level: float = 0.95
                       ) -> pd.DataFrame:
-    """Cox proportional-hazards HRs (Efron ties, statsmodels ``PHReg``), by R term name."""
-    from scipy import stats
-    from statsmodels.duration.hazard_regression import PHReg
+    """Cox proportional-hazards HRs (:func:`alsfrs.fit_cox`, Efron ties), by R term name."""
+    from alsfrs.survival.cox import fit_cox
 
-    from alsfrs.joint.fit import _parse_survival, _survival_matrix
-
-    f = _parse_survival(survival)
-    pf = patients.reset_index(drop=True)
-    design = _survival_matrix(f, pf)
-    W, names = design.X, design.names
-    fit = PHReg(pf[f.time].to_numpy(float), W, status=pf[f.event].to_numpy(float),
-                ties="efron").fit()
-    z = stats.norm.ppf(0.5 + level / 2)
-    b, se = np.asarray(fit.params), np.asarray(fit.bse)
+    s = fit_cox(survival, patients.reset_index(), level=level).summary()
     pct = f"{round(100 * level):d}"
-    return pd.DataFrame({"log_hr": b, "std_error": se, "hr": np.exp(b),
-                         f"hr_lower_{pct}": np.exp(b - z * se),
-                         f"hr_upper_{pct}": np.exp(b + z * se)},
-                        index=pd.Index(names, name="term"))
+    tag = next(c for c in s.columns if c.startswith("ci_lower_"))[len("ci_lower_"):]
+    return pd.DataFrame({"log_hr": s["coef"], "std_error": s["se"], "hr": s["hazard_ratio"],
+                         f"hr_lower_{pct}": s[f"ci_lower_{tag}"],
+                         f"hr_upper_{pct}": s[f"ci_upper_{tag}"]}, index=s.index)
 
 
 def compare_prognosis(cohort: Any, longitudinal: str = DEFAULT_LONG,
