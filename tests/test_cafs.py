@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 import alsfrs
-from alsfrs.design.cafs import cafs, cafs_frame
+from alsfrs.design.combined import cafs, cafs_frame
 from alsfrs.errors import ValidationError
 
 

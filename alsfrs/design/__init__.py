@@ -16,7 +16,7 @@ from typing import Any
 #: ``alsfrs`` command starts fast).
 _EXPORTS: dict[str, str] = {
     "AssuranceResult": "alsfrs.design.assurance",
-    "CafsResult": "alsfrs.design.cafs",
+    "CafsResult": "alsfrs.design.combined",
     "DeathModel": "alsfrs.design.simulate",
     "METHODS": "alsfrs.design.formulas",
     "PilotParameters": "alsfrs.design.pilot",
@@ -24,8 +24,8 @@ _EXPORTS: dict[str, str] = {
     "SampleSizeResult": "alsfrs.design.results",
     "assurance": "alsfrs.design.assurance",
     "attrition_pattern": "alsfrs.design.formulas",
-    "cafs": "alsfrs.design.cafs",
-    "cafs_frame": "alsfrs.design.cafs",
+    "cafs": "alsfrs.design.combined",
+    "cafs_frame": "alsfrs.design.combined",
     "detectable_effect": "alsfrs.design.formulas",
     "normal_assurance": "alsfrs.design.assurance",
     "pilot_parameters": "alsfrs.design.pilot",

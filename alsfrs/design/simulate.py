@@ -260,7 +260,7 @@ def _analyse(spec: _Spec, long: pd.DataFrame, patients: pd.DataFrame,
             out["warning"] = True
         return out
     if a == "cafs":
-        from alsfrs.design.cafs import cafs
+        from alsfrs.design.combined import cafs
 
         r = cafs(patients, group="arm", horizon_months=spec.horizon - spec.months[0],
                  treatment=1)

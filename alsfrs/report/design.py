@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from alsfrs.design.assurance import AssuranceResult
-from alsfrs.design.cafs import CafsResult
+from alsfrs.design.combined import CafsResult
 from alsfrs.design.results import METHOD_NAMES, PowerSimulationResult, SampleSizeResult
 from alsfrs.report.registry import (
     FigureBlock,

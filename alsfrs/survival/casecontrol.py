@@ -128,7 +128,13 @@ def read_case_control(sets: Any, dispensings: Any, *,
     from alsfrs.io._table import load_frame
     from alsfrs.io.dispensings import read_dispensings
 
-    s = sets if isinstance(sets, pd.DataFrame) else load_frame(sets, kind="sets")[0]
+    if isinstance(sets, pd.DataFrame):
+        s = sets
+    else:
+        loaded = load_frame(sets, kind="case-control sets")
+        if loaded.problems:
+            raise ValidationError(loaded.problems, context="the case-control sets")
+        s = loaded.frame
     table = read_dispensings(dispensings)
     src = "sets" if isinstance(sets, pd.DataFrame) else str(sets)
     problems = [Problem(rule="missing_column", source=src, column=c,
