@@ -140,6 +140,42 @@ def test_pytensor_model_matches_numpy(design):
     assert float(p_long) == pytest.approx(ll_l.sum(), rel=1e-10)
 
 
+@pytest.mark.parametrize(("baseline", "association"), [("weibull", "value+slope"),
+                                                       ("spline", "value+slope")])
+def test_other_options_match_numpy(cohort, baseline, association):
+    """Weibull baseline and the value+slope association: the sampled survival log density
+    equals the NumPy algebra (used for the posterior and predictions)."""
+    from alsfrs.joint.model import build_joint_model
+    from alsfrs.joint.priors import resolve_joint_priors
+    from alsfrs.joint.result import survival_loglik_np
+
+    jd = prepare_joint(LONG, SURV, cohort, baseline=baseline, association=association)[2]
+    mm = jd.long.mm
+    pri = resolve_joint_priors(None, fixed_names=mm.fixed_names, random_names=mm.random_names,
+                               blocks=mm.blocks, y=mm.y, time="months",
+                               surv_names=jd.surv.names, response="alsfrs_r", log_rate=-3.5)
+    model = build_joint_model(jd, pri)
+    rng = np.random.default_rng(8)
+    point = {k: v + rng.normal(0, 0.2, np.shape(v)) for k, v in model.initial_point().items()}
+    point["alpha"] = np.array(-0.08)
+    point["alpha_slope"] = np.array(0.3)
+    base_vars = ["log_rate", "log_shape"] if baseline == "weibull" else ["log_h0"]
+    outs = model.replace_rvs_by_values(
+        [model["beta"], model["chol"], model["sigma"], model["gamma"], model["alpha"],
+         model["alpha_slope"], model["z"], *[model[v] for v in base_vars],
+         model.potentials[1]])
+    vals = model.compile_fn(outs, inputs=model.value_vars, point_fn=True)(point)
+    beta, chol, sigma, gamma, alpha, alpha_s, z, *base, p_surv = vals
+    base = np.stack(base)[None] if baseline == "weibull" else base[0][None]
+    b = latent_effects_np(jd.long.stats, jd.long.center(beta[None]), chol[None],
+                          np.array([sigma]), z[None])
+    ll = survival_loglik_np(jd, jd.long.center(beta[None]), b, gamma[None], np.array([alpha]),
+                            np.array([alpha_s]), base)
+    assert np.isfinite(float(p_surv))
+    assert float(p_surv) == pytest.approx(ll.sum(), rel=1e-10)
+    assert np.all(np.isfinite(model.compile_dlogp()(point)))
+
+
 @pytest.mark.parametrize("baseline", ["piecewise", "spline"])
 def test_quadrature_model_matches_closed_form(cohort, baseline):
     """Same log density whether the cumulative hazard is integrated or in closed form."""
