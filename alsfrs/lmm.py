@@ -10,25 +10,39 @@ and MixedModels.jl do, with the fixed effects ``β`` and the residual variance
 ``σ²`` profiled out. Because there is one grouping factor, the penalised
 least-squares problem is block diagonal: every evaluation works from the
 per-patient sufficient statistics of :mod:`alsfrs.matrices`, vectorised over
-patients, so its cost is ``O(m q³ + m q² p + p³)`` whatever the number of
-visits.
+patients (the kernel :mod:`alsfrs.gaussian`, shared with the collapsed
+Bayesian model), so its cost is ``O(m q³ + m q² p + p³)`` whatever the number
+of visits.
+
+The optimiser is Newton's method on θ, from a method-of-moments start, with the
+analytic gradient and Hessian
+of the profiled deviance, a backtracking line search, bounds (diagonal θ ≥ 0)
+handled by an active set, and a check off the boundary for singular fits.
+Convergence is judged by the Newton decrement ``gᵀH⁻¹g`` (the predicted
+decrease of the deviance, times two) on the free parameters, with a positive
+definite Hessian; :class:`OptimizationRecord` carries both the measure and the
+tolerance it is compared with.
 
 Results use lme4's names and conventions (``fixef``, ``VarCorr``, ``ranef``,
 ``condVar``, ``coef``, ``REMLcrit``, ``deviance``); denominator degrees of
 freedom and p-values of the fixed effects follow lmerTest's Satterthwaite
-method. The profiled deviance has an analytic gradient (see
-``docs/lmm.md``), used both by the optimiser (L-BFGS-B, polished by Newton
-steps) and for the Satterthwaite Hessian and Jacobian.
+method, computed from the analytic Hessian of the deviance in ``(θ, σ)`` the
+first time they are asked for (``fixed_effects``' ``df``/``p_value``).
+
+For many fits of one formula (trial simulations) use :class:`LmmFitter`: it
+parses the formula once and rebuilds the design matrices of new data of the
+same shape without the formula machinery.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,8 +52,11 @@ from scipy import optimize, stats
 
 from alsfrs.effects import EFFECT_COLUMNS, exposure_contrasts
 from alsfrs.errors import Problem, ValidationError
+from alsfrs.formula import MixedFormula, parse_formula
+from alsfrs.gaussian import Evaluation as _Evaluation
+from alsfrs.gaussian import ProfiledGaussian
 from alsfrs.longitudinal import LongitudinalResult
-from alsfrs.matrices import ModelMatrices, as_frame, build_model_matrices
+from alsfrs.matrices import DesignPlan, ModelMatrices, as_frame, build_model_matrices
 from alsfrs.results import (
     Display,
     DisplayTable,
@@ -52,6 +69,8 @@ from alsfrs.timeaxis import time_variable
 
 __all__ = [
     "ConvergenceError",
+    "ConvergenceWarning",
+    "LmmFitter",
     "LmmResult",
     "OptimizationRecord",
     "SingularFitWarning",
@@ -63,8 +82,10 @@ __all__ = [
 SINGULAR_TOLERANCE = 1e-4
 #: Largest acceptable Newton decrement gᵀH⁻¹g (deviance units) at the optimum.
 NEWTON_DECREMENT_TOLERANCE = 1e-6
-#: Largest acceptable absolute gradient of the deviance w.r.t. free θ.
-GRADIENT_TOLERANCE = 1e-3
+#: Newton iterations stop early once the decrement is below this (deviance units).
+NEWTON_DECREMENT_TARGET = 1e-10
+#: Most Newton iterations before giving up.
+MAX_NEWTON_ITERATIONS = 100
 #: Eigenvalue tolerance of lmerTest's generalised inverse of the deviance Hessian.
 HESSIAN_EIGEN_TOLERANCE = 1e-8
 
@@ -73,18 +94,23 @@ class SingularFitWarning(UserWarning):
     """A random-effects covariance matrix is singular (a variance at zero or |ρ| = 1)."""
 
 
+class ConvergenceWarning(UserWarning):
+    """The optimiser stopped before its convergence criterion was met (see ``optimization``)."""
+
+
 class ConvergenceError(RuntimeError):
-    """The optimiser did not reach an optimum; no results are returned."""
+    """The deviance is not finite where the optimiser ended; no results are returned."""
 
 
 @dataclass(frozen=True)
 class OptimizationRecord:
-    """What the optimiser did (as MixedModels.jl's ``OptSummary``).
+    """What the optimiser did and how convergence was judged.
 
     Attributes
     ----------
     optimizer : str
-        Optimiser(s) used, e.g. ``"L-BFGS-B + Newton"``.
+        Method(s) used, e.g. ``"Newton (analytic Hessian)"``; a fallback adds
+        ``" + L-BFGS-B + Newton"``.
     theta_start, theta_final : ndarray
         Start and end values of ``θ`` (lme4 order: lower triangle of each
         block, column by column).
@@ -93,17 +119,32 @@ class OptimizationRecord:
     objective : float
         Final value of the profiled objective (REML criterion or deviance).
     n_evaluations : int
-        Number of objective (and gradient) evaluations.
+        Number of evaluations of the profiled objective (each Newton iteration
+        adds its gradient and Hessian at the accepted point).
     gradient_norm : float
-        Max-norm of the projected gradient at the end.
+        Max-norm of the gradient over the free parameters at the end (reported,
+        not used to judge convergence: its scale depends on the data's units).
     newton_decrement : float
-        ``gᵀH⁻¹g`` over the free parameters at the end (deviance units).
+        ``gᵀH⁻¹g`` over the free parameters at the end, in deviance units:
+        twice the decrease a further Newton step would bring. ``inf`` when the
+        Hessian on the free parameters is not positive definite.
     elapsed_seconds : float
         Wall time of the optimisation.
     message : str
-        Optimiser's final message.
+        How the optimiser stopped.
     criterion : str
-        ``"REML"`` or ``"ML"``.
+        The objective: ``"REML"`` or ``"ML"``.
+    decrement_tolerance : float
+        The convergence criterion: ``converged`` is ``newton_decrement <=
+        decrement_tolerance`` with a positive definite Hessian.
+    converged : bool
+        Whether the criterion was met.
+    n_iterations : int
+        Newton iterations.
+    hessian_min_eigenvalue : float
+        Smallest eigenvalue of the Hessian on the free parameters at the end.
+    at_bound : tuple of int
+        Positions in θ of diagonal elements held at their bound 0 (a singular fit).
     """
 
     optimizer: str
@@ -117,32 +158,28 @@ class OptimizationRecord:
     elapsed_seconds: float
     message: str
     criterion: str
+    decrement_tolerance: float = NEWTON_DECREMENT_TOLERANCE
+    converged: bool = True
+    n_iterations: int = 0
+    hessian_min_eigenvalue: float = float("nan")
+    at_bound: tuple[int, ...] = ()
+
+    @property
+    def convergence_criterion(self) -> str:
+        """The rule ``converged`` applies, in words."""
+        return (
+            f"Newton decrement gᵀH⁻¹g ≤ {self.decrement_tolerance:g} (deviance units) with the "
+            "Hessian positive definite on the parameters not held at a bound"
+        )
 
 
 # ------------------------------------------------------------------------------
 # the profiled deviance
 # ------------------------------------------------------------------------------
-@dataclass
-class _Evaluation:
-    """Intermediate quantities of one evaluation of the profiled deviance."""
-
-    theta: np.ndarray
-    Lam: np.ndarray
-    K: np.ndarray  # (m, q, q)  Λ A⁻¹ Λᵀ
-    ldL2: float
-    XtWX: np.ndarray
-    chol_XtWX: np.ndarray
-    beta: np.ndarray
-    r2: float
-    ldRX2: float
-    objective: float
-    deviance_ml: float
-    ok: bool = True
-    P: np.ndarray | None = None  # (XᵀWX)⁻¹
-
-
-class ProfiledDeviance:
+class ProfiledDeviance(ProfiledGaussian):
     """Profiled REML/ML deviance of a one-grouping-factor LMM as a function of θ.
+
+    The kernel :class:`alsfrs.gaussian.ProfiledGaussian` built from model matrices.
 
     Parameters
     ----------
@@ -151,408 +188,198 @@ class ProfiledDeviance:
     """
 
     def __init__(self, matrices: ModelMatrices, reml: bool) -> None:
+        super().__init__(matrices.statistics, matrices.blocks, reml)
         self.matrices = matrices
-        self.reml = reml
-        st = matrices.statistics
-        self.G = st.ZtZ
-        self.ZtX = st.ZtX
-        self.Zty = st.Zty
-        self.XtX = st.XtX
-        self.Xty = st.Xty
-        self.yty = st.yty_total
-        self.n = st.n_obs
-        self.p = st.XtX.shape[0]
-        self.q = st.ZtZ.shape[1]
-        rows, cols, diag = [], [], []
-        for block in matrices.blocks:
-            k = len(block)
-            for c in range(k):
-                for r in range(c, k):
-                    rows.append(block[r])
-                    cols.append(block[c])
-                    diag.append(r == c)
-        self.rows = np.array(rows, dtype=np.intp)
-        self.cols = np.array(cols, dtype=np.intp)
-        self.is_diag = np.array(diag, dtype=bool)
-        self.lower = np.where(self.is_diag, 0.0, -np.inf)
-        self.n_evaluations = 0
-        self._eye = np.eye(self.q)
-        self._ZtX_flat = self.ZtX.reshape(-1, self.p)
-
-    @property
-    def n_theta(self) -> int:
-        return int(self.rows.size)
-
-    def start(self) -> np.ndarray:
-        """lme4's default start: identity Λ."""
-        return self.is_diag.astype(float)
-
-    def Lambda(self, theta: np.ndarray) -> np.ndarray:
-        Lam = np.zeros((self.q, self.q))
-        Lam[self.rows, self.cols] = theta
-        return Lam
-
-    def evaluate(self, theta: np.ndarray) -> _Evaluation:
-        """Evaluate the profiled objective at ``theta``."""
-        self.n_evaluations += 1
-        theta = np.asarray(theta, dtype=float)
-        Lam = self.Lambda(theta)
-        A = Lam.T @ self.G @ Lam
-        A[:, range(self.q), range(self.q)] += 1.0
-        Ainv, ldL2 = _spd_inverse_logdet(A)
-        K = Lam @ Ainv @ Lam.T  # Λ A⁻¹ Λᵀ, (m, q, q)
-        m, q, p = self.ZtX.shape
-        KZX = K @ self.ZtX
-        KZy = (K @ self.Zty[:, :, None])[:, :, 0]
-        XtWX = self.XtX - self._ZtX_flat.T @ KZX.reshape(m * q, p)
-        XtWy = self.Xty - self._ZtX_flat.T @ KZy.reshape(m * q)
-        ytWy = self.yty - float(self.Zty.reshape(-1) @ KZy.reshape(-1))
-        XtWX = 0.5 * (XtWX + XtWX.T)
-        try:
-            R = np.linalg.cholesky(XtWX)
-        except np.linalg.LinAlgError:
-            return _Evaluation(
-                theta,
-                Lam,
-                K,
-                ldL2,
-                XtWX,
-                np.full_like(XtWX, np.nan),
-                np.full(self.p, np.nan),
-                np.nan,
-                np.nan,
-                np.inf,
-                np.inf,
-                ok=False,
-            )
-        P = _chol_inverse(R)
-        beta = P @ XtWy
-        r2 = ytWy - float(beta @ XtWy)
-        ldRX2 = 2.0 * float(np.log(np.diag(R)).sum())
-        n = self.n
-        if not (r2 > 0 and np.isfinite(r2) and np.isfinite(ldL2)):
-            return _Evaluation(
-                theta, Lam, K, ldL2, XtWX, R, beta, r2, ldRX2, np.inf, np.inf, ok=False
-            )
-        deviance_ml = ldL2 + n * (1.0 + math.log(2.0 * math.pi * r2 / n))
-        if self.reml:
-            objective = ldL2 + ldRX2 + (n - p) * (1.0 + math.log(2.0 * math.pi * r2 / (n - p)))
-        else:
-            objective = deviance_ml
-        ev = _Evaluation(theta, Lam, K, ldL2, XtWX, R, beta, r2, ldRX2, objective, deviance_ml)
-        ev.P = P
-        return ev
-
-    # -- gradients ---------------------------------------------------------------
-    def _gamma_parts(
-        self, ev: _Evaluation
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Σ Mᵢ, Σ sᵢsᵢᵀ, Σ Hᵢ P Hᵢᵀ and the stacked Hᵢ = ZᵢᵀWᵢXᵢ.
-
-        With Wᵢ = (I + ZᵢDZᵢᵀ)⁻¹ = I − ZᵢKᵢZᵢᵀ: Mᵢ = ZᵢᵀWᵢZᵢ, sᵢ = ZᵢᵀWᵢeᵢ
-        (eᵢ = yᵢ − Xᵢβ̂) and P = (XᵀWX)⁻¹; the D-gradient of each objective is a
-        combination of these three q×q sums.
-        """
-        G, K = self.G, ev.K
-        m, q, p = self.ZtX.shape
-        I_GK = -(G @ K)
-        I_GK[:, range(q), range(q)] += 1.0  # I − GᵢKᵢ
-        M = (I_GK @ G).sum(axis=0)
-        Zte = self.Zty - (self.ZtX @ ev.beta)
-        s = (I_GK @ Zte[:, :, None])[:, :, 0]
-        S = s.T @ s
-        H = I_GK @ self.ZtX  # (m, q, p)
-        if self.reml:
-            HP = (H.reshape(m * q, p) @ ev.P).reshape(m, q, p)
-            HPH = np.tensordot(HP, H, axes=([0, 2], [0, 2]))
-        else:
-            HPH = np.zeros_like(M)
-        return M, S, HPH, H
-
-    def _theta_gradient(self, Gamma: np.ndarray, Lam: np.ndarray) -> np.ndarray:
-        """∂f/∂θ from the symmetric D-gradient Γ (df = tr(Γ dD), D = ΛΛᵀ)."""
-        dLam = 2.0 * Gamma @ Lam
-        return dLam[self.rows, self.cols]
-
-    def objective_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        ev = self.evaluate(theta)
-        if not ev.ok:
-            return np.inf, np.zeros_like(np.asarray(theta, dtype=float))
-        return ev.objective, self.gradient(ev)
-
-    def gradient(self, ev: _Evaluation) -> np.ndarray:
-        """Analytic gradient of the profiled objective w.r.t. θ."""
-        M, S, HPH, _ = self._gamma_parts(ev)
-        c = (self.n - self.p) if self.reml else self.n
-        Gamma = M - (c / ev.r2) * S - HPH
-        return self._theta_gradient(0.5 * (Gamma + Gamma.T), ev.Lam)
-
-    # -- lmerTest's deviance in (θ, σ) ---------------------------------------------
-    def varpar_gradient(self, varpar: np.ndarray) -> np.ndarray:
-        """Gradient of lmerTest's ``devfun_vp(θ, σ)`` (not profiled over σ)."""
-        theta, sigma = varpar[:-1], float(varpar[-1])
-        ev = self.evaluate(theta)
-        M, S, HPH, _ = self._gamma_parts(ev)
-        Gamma = M - S / sigma**2 - HPH
-        g_theta = self._theta_gradient(0.5 * (Gamma + Gamma.T), ev.Lam)
-        n_eff = self.n - (self.p if self.reml else 0)
-        g_sigma = -2.0 * ev.r2 / sigma**3 + 2.0 * n_eff / sigma
-        return np.append(g_theta, g_sigma)
-
-    def varpar_deviance(self, varpar: np.ndarray) -> float:
-        """lmerTest's ``devfun_vp``: the (RE)ML deviance as a function of (θ, σ)."""
-        theta, sigma = varpar[:-1], float(varpar[-1])
-        ev = self.evaluate(theta)
-        s2 = sigma**2
-        dev = ev.ldL2 + ev.r2 / s2 + self.n * math.log(2 * math.pi * s2)
-        if self.reml:
-            dev += ev.ldRX2 - self.p * math.log(2 * math.pi * s2)
-        return dev
-
-    def covbeta_jacobian(self, ev: _Evaluation, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-        """Fixed-effect covariance ``σ²(XᵀWX)⁻¹`` and its Jacobian w.r.t. (θ, σ).
-
-        Returns
-        -------
-        V : ndarray (p, p)
-        J : ndarray (n_theta + 1, p, p)
-        """
-        _, _, _, H = self._gamma_parts(ev)
-        P = ev.P
-        Q = np.tensordot(H, H, axes=([0], [0])).transpose(0, 2, 1, 3)  # Σ Hᵢ[a]ᵀ Hᵢ[b]
-        J = np.empty((self.n_theta + 1, self.p, self.p))
-        for k, (r, c) in enumerate(zip(self.rows, self.cols, strict=True)):
-            E = np.zeros((self.q, self.q))
-            E[r, c] = 1.0
-            dD = E @ ev.Lam.T + ev.Lam @ E.T
-            dXtWX = -np.einsum("ab,abpr->pr", dD, Q)
-            J[k] = -(sigma**2) * P @ dXtWX @ P
-        J[-1] = 2.0 * sigma * P
-        return sigma**2 * P, J
-
-
-def _chol_inverse(R: np.ndarray) -> np.ndarray:
-    """Inverse of ``R Rᵀ`` from its lower Cholesky factor ``R``."""
-    Ri = np.linalg.inv(R)
-    return Ri.T @ Ri
-
-
-def _spd_inverse_logdet(A: np.ndarray) -> tuple[np.ndarray, float]:
-    """Inverses and summed log-determinants of stacked SPD matrices (closed form for q ≤ 2)."""
-    q = A.shape[1]
-    if q == 1:
-        a = A[:, 0, 0]
-        return (1.0 / a)[:, None, None], float(np.log(a).sum())
-    if q == 2:
-        a, b, d = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
-        det = a * d - b * b
-        inv = np.empty_like(A)
-        inv[:, 0, 0] = d / det
-        inv[:, 1, 1] = a / det
-        inv[:, 0, 1] = inv[:, 1, 0] = -b / det
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return inv, float(np.log(det).sum())
-    L = np.linalg.cholesky(A)
-    logdet = 2.0 * float(np.log(np.diagonal(L, axis1=1, axis2=2)).sum())
-    return np.linalg.inv(A), logdet
 
 
 # ------------------------------------------------------------------------------
 # optimisation
 # ------------------------------------------------------------------------------
-def _numerical_hessian(grad: Any, x: np.ndarray, rel_step: float = 1e-5) -> np.ndarray:
-    """Symmetrised central-difference Jacobian of an analytic gradient."""
-    k = x.size
-    H = np.empty((k, k))
-    for j in range(k):
-        h = rel_step * max(abs(x[j]), 1e-2)
-        xp, xm = x.copy(), x.copy()
-        xp[j] += h
-        xm[j] -= h
-        H[:, j] = (grad(xp) - grad(xm)) / (2 * h)
-    return 0.5 * (H + H.T)
+@dataclass
+class _NewtonState:
+    theta: np.ndarray
+    ev: _Evaluation
+    grad: np.ndarray
+    hess: np.ndarray
+    free: np.ndarray
+    decrement: float
+    min_eig: float
+    grad_norm: float
 
 
-def _free_mask(prof: ProfiledDeviance, theta: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """Parameters not held at their bound (diagonal θ at 0 with a non-negative gradient)."""
-    at_bound = prof.is_diag & (theta <= 0.0) & (grad >= 0.0)
-    return ~at_bound
+def _newton_state(prof: ProfiledGaussian, ev: _Evaluation) -> _NewtonState:
+    theta = ev.theta
+    g = prof.gradient(ev)
+    H = prof.hessian(ev)
+    # a diagonal θ at 0 is held there when the deviance does not decrease off it:
+    # gradient pointing outwards, or (gradient 0, the deviance being even in the last
+    # diagonal element of a block) non-negative curvature
+    at_zero = prof.is_diag & (theta <= 0.0)
+    held = at_zero & ((g > 0.0) | ((g == 0.0) & (np.diag(H) >= 0.0)))
+    free = ~held
+    if not free.any():
+        return _NewtonState(theta, ev, g, H, free, 0.0, np.inf, 0.0)
+    gf = g[free]
+    w, V = np.linalg.eigh(H[np.ix_(free, free)])
+    scale = max(1.0, float(np.abs(w).max()))
+    pd_ok = bool(np.all(w > 1e-12 * scale))
+    decrement = float(gf @ V @ ((V.T @ gf) / w)) if pd_ok else math.inf
+    return _NewtonState(theta, ev, g, H, free, decrement, float(w.min()),
+                        float(np.max(np.abs(gf))))
 
 
-def _newton_polish(
-    prof: ProfiledDeviance, theta: np.ndarray, max_steps: int = 6
-) -> tuple[np.ndarray, float, float]:
-    """Damped Newton steps on the free parameters, then the stationarity measures.
-
-    The Hessian is the central-difference Jacobian of the analytic gradient.
-
-    Returns
-    -------
-    theta : ndarray
-        Polished θ (never worse than the input).
-    gradient_norm : float
-        Max-norm of the gradient over the free parameters at ``theta``.
-    newton_decrement : float
-        ``gᵀH⁻¹g`` over the free parameters at ``theta`` (deviance units; a
-        scale-free measure of the distance to the optimum), ``inf`` if the
-        Hessian there is not positive definite.
-    """
-    f0, g = prof.objective_and_gradient(theta)
-    for step_no in range(max_steps + 1):
-        free = _free_mask(prof, theta, g)
-        if not free.any():
-            return theta, 0.0, 0.0
-        gf = g[free]
-        grad_norm = float(np.max(np.abs(gf)))
-        x0 = theta[free]
-
-        def gfun(x: np.ndarray, free: np.ndarray = free, base: np.ndarray = theta) -> np.ndarray:
-            full = base.copy()
-            full[free] = x
-            return prof.objective_and_gradient(full)[1][free]
-
-        H = _numerical_hessian(gfun, x0)
-        w, V = np.linalg.eigh(H)
-        decrement = float(gf @ V @ ((V.T @ gf) / w)) if np.all(w > 0) else np.inf
-        # converged to the precision of the objective itself
-        if decrement < max(1e-10, 1e-12 * abs(f0)) or step_no == max_steps:
-            return theta, grad_norm, decrement
-        if w.min() <= 0:
-            w = np.maximum(np.abs(w), 1e-8 * max(1.0, float(np.abs(w).max())))
-        step = -V @ ((V.T @ gf) / w)
-        t = 1.0
-        moved = False
-        for _ in range(12):
-            cand = theta.copy()
-            cand[free] = x0 + t * step
+def _newton(prof: ProfiledGaussian, theta0: np.ndarray,
+            max_iter: int = MAX_NEWTON_ITERATIONS) -> tuple[_NewtonState, int, str]:
+    """Projected Newton with eigenvalue modification and a backtracking line search."""
+    ev = prof.evaluate(theta0)
+    if not ev.ok:
+        return None, 0, "the deviance is not finite at the start"  # type: ignore[return-value]
+    st = _newton_state(prof, ev)
+    radius = max(1.0, float(np.abs(theta0).max()))
+    for it in range(1, max_iter + 1):
+        if st.decrement <= NEWTON_DECREMENT_TARGET * max(1.0, 1e-6 * abs(st.ev.objective)):
+            return st, it - 1, "Newton decrement below target"
+        free = st.free
+        gf = st.grad[free]
+        w, V = np.linalg.eigh(st.hess[np.ix_(free, free)])
+        floor = 1e-8 * max(1.0, float(np.abs(w).max()))
+        step = -V @ ((V.T @ gf) / np.maximum(np.abs(w), floor))
+        if w.min() < 0:  # add the direction of negative curvature, pointing downhill
+            v = V[:, 0]
+            v = -v if v @ gf > 0 else v
+            step = step + v * max(float(np.linalg.norm(step)), 0.1 * radius)
+        norm = float(np.linalg.norm(step))
+        if norm > radius:
+            step *= radius / norm
+        f0 = st.ev.objective
+        slope = float(gf @ step)
+        t, accepted = 1.0, None
+        for _ in range(40):
+            cand = st.theta.copy()
+            cand[free] += t * step
             cand = np.where(prof.is_diag, np.maximum(cand, 0.0), cand)
-            f1, g1 = prof.objective_and_gradient(cand)
-            if f1 <= f0:
-                theta, f0, g, moved = cand, f1, g1, True
+            ev1 = prof.evaluate(cand)
+            if ev1.ok and ev1.objective <= f0 + 1e-4 * t * min(slope, 0.0):
+                if ev1.objective < f0 or np.array_equal(cand, st.theta) is False:
+                    accepted = ev1
                 break
             t *= 0.5
-        if not moved:
-            return theta, grad_norm, decrement
-    return theta, grad_norm, decrement
+        if accepted is None:
+            return st, it, "line search could not decrease the deviance further"
+        radius = min(1e6, 2.0 * radius) if t == 1.0 else max(t * norm, 1e-8)
+        st = _newton_state(prof, accepted)
+    return st, max_iter, f"stopped after {max_iter} Newton iterations"
 
 
-def _probe_boundary(prof: ProfiledDeviance, theta: np.ndarray) -> np.ndarray | None:
+def _probe_boundary(prof: ProfiledGaussian, theta: np.ndarray) -> np.ndarray | None:
     """A point off the boundary with a lower objective, if any diagonal θ sits at ~0."""
-    f0 = prof.objective_and_gradient(theta)[0]
     at_zero = np.flatnonzero(prof.is_diag & (theta < SINGULAR_TOLERANCE))
     if at_zero.size == 0:
         return None
+    f0 = prof.objective(theta)
     scale = max(float(np.max(np.abs(theta[prof.is_diag]))), 1e-2)
     best, best_f = None, f0 - 1e-9 * max(1.0, abs(f0))
     for k in at_zero:
         for t in scale * np.array([1e-3, 1e-2, 0.03, 0.1, 0.3, 1.0]):
             cand = theta.copy()
             cand[k] = t
-            f = prof.objective_and_gradient(cand)[0]
+            f = prof.objective(cand)
             if f < best_f:
                 best, best_f = cand, f
     return best
 
 
+def _lbfgs(prof: ProfiledGaussian, x0: np.ndarray) -> np.ndarray:
+    bounds = [(0.0, None) if d else (None, None) for d in prof.is_diag]
+    res = optimize.minimize(
+        prof.objective_and_gradient, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+        options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-8, "maxcor": 20},
+    )
+    return np.where(prof.is_diag, np.maximum(res.x, 0.0), res.x)
+
+
 def _optimise(
-    prof: ProfiledDeviance, start: np.ndarray | None
+    prof: ProfiledGaussian, start: np.ndarray | None
 ) -> tuple[np.ndarray, OptimizationRecord]:
     t0 = time.perf_counter()
-    x0 = prof.start() if start is None else np.asarray(start, dtype=float)
+    x0 = prof.moment_start() if start is None else np.asarray(start, dtype=float)
     if x0.shape != (prof.n_theta,):
         raise ValidationError(
             [Problem(rule="invalid_start", message=f"start must have {prof.n_theta} values")]
         )
-    bounds = [(0.0, None) if d else (None, None) for d in prof.is_diag]
     n_before = prof.n_evaluations
-    names = ["L-BFGS-B"]
-    res = optimize.minimize(
-        prof.objective_and_gradient,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=bounds,
-        options={"maxiter": 2000, "ftol": 1e-10, "gtol": 1e-6, "maxcor": 20},
-    )
-    theta = np.where(prof.is_diag, np.maximum(res.x, 0.0), res.x)
-    message = str(res.message)
-    # A diagonal θ on its bound can be a false optimum: the deviance is even in the last
-    # diagonal element of a block, so its gradient there is exactly zero even when moving
-    # off the boundary lowers the deviance. Probe off the boundary and restart if it helps.
+    names = ["Newton (analytic Hessian)"]
+    st, iters, message = _newton(prof, x0)
+    if start is None and (st is None or st.decrement > NEWTON_DECREMENT_TOLERANCE):
+        # the moment start did not lead to a converged optimum: lme4's identity start
+        x1 = prof.start()
+        st1, it1, msg1 = _newton(prof, x1)
+        iters += it1
+        if st1 is not None and (st is None or st1.ev.objective <= st.ev.objective):
+            st, message, x0 = st1, f"{msg1} (from the identity start)", x1
+    if st is None:
+        raise ConvergenceError(f"the deviance is not finite at the start θ = {x0}")
+    # A diagonal θ at ~0 can be a false optimum (the deviance is even in the last diagonal
+    # element of a block): probe off the boundary and restart Newton there if it helps.
     for _ in range(3):
-        better = _probe_boundary(prof, theta)
+        better = _probe_boundary(prof, st.theta)
         if better is None:
             break
-        res = optimize.minimize(
-            prof.objective_and_gradient,
-            better,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"maxiter": 2000, "ftol": 1e-10, "gtol": 1e-6, "maxcor": 20},
-        )
-        cand = np.where(prof.is_diag, np.maximum(res.x, 0.0), res.x)
-        if prof.objective_and_gradient(cand)[0] < prof.objective_and_gradient(theta)[0]:
-            theta = cand
-            message = f"{res.message} (restarted off the boundary)"
-            names.append("L-BFGS-B restart")
-    if not np.isfinite(prof.objective_and_gradient(theta)[0]):
+        st2, it2, msg2 = _newton(prof, better)
+        iters += it2
+        if st2 is not None and st2.ev.objective < st.ev.objective:
+            st, message = st2, f"{msg2} (restarted off the boundary)"
+            names.append("Newton restart off the boundary")
+        else:
+            break
+    if not st.decrement <= NEWTON_DECREMENT_TOLERANCE:
+        # fallback: quasi-Newton from the best point so far, then Newton again
+        cand = _lbfgs(prof, st.theta)
+        st2, it2, msg2 = _newton(prof, cand)
+        iters += it2
+        names.append("L-BFGS-B + Newton")
+        if st2 is not None and (st2.ev.objective <= st.ev.objective
+                                or st2.decrement <= NEWTON_DECREMENT_TOLERANCE):
+            st, message = st2, f"{msg2} (after an L-BFGS-B restart)"
+    if not np.isfinite(st.ev.objective):
         raise ConvergenceError(
             f"the optimiser ended at a point where the deviance is not finite ({message})"
         )
-    theta, grad_norm, decrement = _newton_polish(prof, theta)
-    names.append("Newton")
-    if not (grad_norm < GRADIENT_TOLERANCE or decrement < NEWTON_DECREMENT_TOLERANCE):
-        # second chance: derivative-free restart from the current point, then polish
-        res2 = optimize.minimize(
-            lambda x: prof.objective_and_gradient(np.where(prof.is_diag, np.abs(x), x))[0],
-            theta,
-            method="Nelder-Mead",
-            options={"xatol": 1e-10, "fatol": 1e-12, "maxfev": 20000, "adaptive": True},
-        )
-        cand = np.where(prof.is_diag, np.abs(res2.x), res2.x)
-        cand, g2, d2 = _newton_polish(prof, cand)
-        if prof.objective_and_gradient(cand)[0] <= prof.objective_and_gradient(theta)[0]:
-            theta, grad_norm, decrement = cand, g2, d2
-        names.append("Nelder-Mead + Newton")
-        message = f"{message}; restart: {res2.message}"
-        if not (grad_norm < GRADIENT_TOLERANCE or decrement < NEWTON_DECREMENT_TOLERANCE):
-            raise ConvergenceError(
-                "the optimisation of the profiled deviance did not converge: gradient max-norm "
-                f"{grad_norm:.3g}, Newton decrement {decrement:.3g} at θ = {np.round(theta, 6)} "
-                f"({message}); check the model (over-parameterised random effects?) and the data"
-            )
-    objective = prof.objective_and_gradient(theta)[0]
+    converged = bool(st.decrement <= NEWTON_DECREMENT_TOLERANCE)
     record = OptimizationRecord(
         optimizer=" + ".join(names),
         theta_start=x0.copy(),
-        theta_final=theta.copy(),
+        theta_final=st.theta.copy(),
         lower_bounds=prof.lower.copy(),
-        objective=float(objective),
+        objective=float(st.ev.objective),
         n_evaluations=prof.n_evaluations - n_before,
-        gradient_norm=float(grad_norm),
-        newton_decrement=float(decrement),
+        gradient_norm=float(st.grad_norm),
+        newton_decrement=float(st.decrement),
         elapsed_seconds=time.perf_counter() - t0,
         message=message,
         criterion="REML" if prof.reml else "ML",
+        decrement_tolerance=NEWTON_DECREMENT_TOLERANCE,
+        converged=converged,
+        n_iterations=int(iters),
+        hessian_min_eigenvalue=float(st.min_eig),
+        at_bound=tuple(int(k) for k in np.flatnonzero(~st.free)),
     )
-    return theta, record
+    return st.theta.copy(), record
 
 
 # ------------------------------------------------------------------------------
 # Satterthwaite (lmerTest)
 # ------------------------------------------------------------------------------
-def _satterthwaite(prof: ProfiledDeviance, ev: _Evaluation, sigma: float) -> dict[str, Any]:
-    varpar = np.append(ev.theta, sigma)
-    h = _numerical_hessian(prof.varpar_gradient, varpar, rel_step=1e-4)
+def _satterthwaite(prof: ProfiledGaussian, ev: _Evaluation, sigma: float) -> dict[str, Any]:
+    """lmerTest's ingredients: the covariance of (θ, σ) from the analytic Hessian of
+    the deviance in (θ, σ), and the Jacobian of σ²(XᵀWX)⁻¹ in (θ, σ)."""
+    h = prof.varpar_hessian(ev, sigma)
     w, V = np.linalg.eigh(h)
     pos = w > HESSIAN_EIGEN_TOLERANCE
     h_inv = (V[:, pos] / w[pos]) @ V[:, pos].T
-    vcov_varpar = 2.0 * h_inv
-    prof.evaluate(ev.theta)
     vcov_beta, jac = prof.covbeta_jacobian(ev, sigma)
     return {
-        "vcov_varpar": vcov_varpar,
+        "vcov_varpar": 2.0 * h_inv,
         "jacobian": jac,
         "vcov_beta": vcov_beta,
         "hessian": h,
@@ -569,6 +396,52 @@ def _satterthwaite_df(L: np.ndarray, sat: dict[str, Any]) -> float:
     if denom <= 0 or not np.isfinite(denom):
         return np.inf
     return 2.0 * var_con**2 / denom
+
+
+def _satterthwaite_dfs(sat: dict[str, Any]) -> np.ndarray:
+    """Satterthwaite df of every coefficient (vectorised over coefficients)."""
+    V, J, C = sat["vcov_beta"], sat["jacobian"], sat["vcov_varpar"]
+    var = np.diag(V)
+    grad = np.einsum("kpp->pk", J)  # (p, k+1): ∂V_jj/∂varpar
+    denom = np.einsum("pk,kl,pl->p", grad, C, grad)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = np.where((denom > 0) & np.isfinite(denom), 2.0 * var**2 / denom, np.inf)
+    return df
+
+
+class _Deferred:
+    """A value computed on first access (see :class:`_LazyField`)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self.fn = fn
+
+
+class _LazyField:
+    """A dataclass field that may be given as a :class:`_Deferred` and is then
+    computed the first time it is read (and stored). Reads and writes otherwise
+    behave as a plain attribute."""
+
+    def __init__(self, default_factory: Callable[[], Any] | None = None) -> None:
+        self.default = None if default_factory is None else _Deferred(default_factory)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_lazy_{name}"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:  # the dataclass default (none: a required field)
+            if self.default is None:
+                raise AttributeError(self.slot)
+            return self.default
+        value = obj.__dict__[self.slot]
+        if isinstance(value, _Deferred):
+            value = value.fn()
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
 
 
 # ------------------------------------------------------------------------------
@@ -606,11 +479,11 @@ class LmmResult(LongitudinalResult):
     formula: str
     reml: bool
     matrices: ModelMatrices
-    fixed_effects: pd.DataFrame
+    fixed_effects: pd.DataFrame = _LazyField()  # type: ignore[assignment]
     variance_components: pd.DataFrame
-    random_effects: pd.DataFrame
-    random_effects_se: pd.DataFrame
-    coef: pd.DataFrame
+    random_effects: pd.DataFrame = _LazyField()  # type: ignore[assignment]
+    random_effects_se: pd.DataFrame = _LazyField()  # type: ignore[assignment]
+    coef: pd.DataFrame = _LazyField()  # type: ignore[assignment]
     vcov: pd.DataFrame
     sigma: float
     theta: np.ndarray
@@ -624,8 +497,8 @@ class LmmResult(LongitudinalResult):
     converged: bool
     singular: bool
     optimization: OptimizationRecord
-    satterthwaite: dict[str, Any] = field(repr=False, default_factory=dict)
-    _data: pd.DataFrame | None = field(repr=False, default=None)
+    satterthwaite: dict[str, Any] = _LazyField(dict)  # type: ignore[assignment]
+    _data: pd.DataFrame | None = _LazyField(lambda: None)  # type: ignore[assignment]
     warnings: tuple[str, ...] = ()
     time_axis: str | None = None
     versions: dict[str, str] = field(repr=False, default_factory=versions)
@@ -640,9 +513,17 @@ class LmmResult(LongitudinalResult):
         return time_variable(mm.variables, mm.random_names, self.time_axis)
 
     @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effect estimates (lme4's ``fixef``), without computing Satterthwaite df."""
+        est = self.__dict__.get("_estimates")
+        if est is None:
+            return self.fixed_effects["estimate"]
+        return pd.Series(est, index=pd.Index(self.vcov.index, name="term"), name="estimate")
+
+    @property
     def n_parameters(self) -> int:
         """Number of estimated parameters (fixed effects, θ, σ), as lme4's logLik df."""
-        return len(self.fixed_effects) + self.theta.size + 1
+        return len(self.vcov) + self.theta.size + 1
 
     @property
     def df_residual(self) -> int:
@@ -668,7 +549,7 @@ class LmmResult(LongitudinalResult):
             One prediction per row of ``newdata``.
         """
         mm = self.matrices
-        beta = self.fixed_effects["estimate"].to_numpy()
+        beta = self.fixef.to_numpy()
         if newdata is None:
             pred = mm.X @ beta
             if include_random:
@@ -762,7 +643,7 @@ class LmmResult(LongitudinalResult):
             )
         contrasts = exposure_contrasts(self.matrices, self._data, exposures,
                                        self.time if time is None else time)
-        beta = self.fixed_effects["estimate"].to_numpy()
+        beta = self.fixef.to_numpy()
         V = self.vcov.to_numpy()
         z = stats.norm.ppf(0.5 + level / 2)
         rows = []
@@ -943,7 +824,10 @@ def fit_lmm(
         Restricted maximum likelihood (default) or maximum likelihood (needed
         for likelihood-ratio tests of fixed effects, see :func:`lrt`).
     start : sequence of float, optional
-        Starting θ (default: lme4's identity start).
+        Starting θ (default: method-of-moments estimates from per-patient
+        least squares for one or two random effects per patient, else lme4's
+        identity start; the identity start is tried too when the first does
+        not converge).
     time : str, optional
         The model's time variable (e.g. ``"months_since_onset"``), used for exposure
         effects, figures and reports. Default: the random slope's variable.
@@ -951,73 +835,165 @@ def fit_lmm(
     Returns
     -------
     LmmResult
+        Satterthwaite degrees of freedom and p-values are computed the first
+        time ``fixed_effects`` is read (``fixef`` and ``vcov`` do not need them).
 
     Raises
     ------
     alsfrs.errors.ValidationError
         Bad formula or data (the cause is named).
     ConvergenceError
-        The optimiser did not reach an optimum.
+        The deviance is not finite where the optimiser ended.
 
     Warns
     -----
     SingularFitWarning
         The random-effects covariance is singular (a diagonal element of
         ``Λ`` below 1e-4: a variance at zero or a correlation at ±1).
+    ConvergenceWarning
+        The Newton decrement did not fall below its tolerance
+        (``result.optimization``; ``result.converged`` is then False).
+
+    See Also
+    --------
+    LmmFitter : the same fit, repeated on many data sets of one formula (faster).
+
+    Notes
+    -----
+    ``fit_lmm`` keeps an :class:`LmmFitter` for each of the 16 most recent
+    formulas, so calling it in a loop with one formula is as fast as
+    ``LmmFitter(formula).fit``.
     """
-    with _single_threaded_blas():
-        result = _fit_lmm(formula, data, reml, start)
-    if time is not None:
-        mm = result.matrices
-        time_variable(mm.variables, mm.random_names, time)  # a clear error if absent
-        result.time_axis = time
-    return result
+    return _fitter(formula, bool(reml)).fit(data, start=start, time=time)
+
+
+@functools.lru_cache(maxsize=16)
+def _fitter(formula: str, reml: bool) -> LmmFitter:
+    """One :class:`LmmFitter` per recent formula, so that repeated ``fit_lmm`` calls
+    with one formula (bootstraps, simulations) reuse its parsed formula and design plan.
+    The plan is checked on every data set (anything it does not cover takes the full
+    path), so the numbers never depend on what was fitted before."""
+    return LmmFitter(formula, reml=reml)
+
+
+class LmmFitter:
+    """Fit one formula to many data sets (trial simulations, bootstraps).
+
+    The formula is parsed once; the first data set builds the design matrices
+    through formulaic (with every check of :func:`fit_lmm`); from the second on,
+    a *design plan* made from the first is used: how each column of X and Z is
+    made from the data's columns (intercept, numeric columns, treatment-coded
+    factor levels and their products). Later data sets with the same columns,
+    factor levels and types are turned into matrices by that plan in NumPy (no formula machinery),
+    with the same checks for missing values, constant covariates and rank;
+    anything the plan cannot reproduce exactly goes through the full path.
+    Satterthwaite df are computed only when ``fixed_effects`` is read.
+
+    Parameters
+    ----------
+    formula : str or MixedFormula
+    reml : bool, default True
+
+    Examples
+    --------
+    >>> fitter = LmmFitter("alsfrs_r ~ months * arm + (months | patient_id)")  # doctest: +SKIP
+    >>> slopes = [fitter.fit(sim).fixef["months:arm"] for sim in simulations]  # doctest: +SKIP
+    """
+
+    def __init__(self, formula: str | MixedFormula, reml: bool = True) -> None:
+        self.formula = formula if isinstance(formula, MixedFormula) else parse_formula(formula)
+        self.reml = bool(reml)
+        self._plan: DesignPlan | None = None
+        self._plan_tried = False
+        self._first: tuple[ModelMatrices, pd.DataFrame] | None = None
+
+    def matrices(self, data: Any) -> ModelMatrices:
+        """Model matrices of ``data`` (by the design plan when it applies)."""
+        frame = as_frame(data)
+        if not self._plan_tried and self._first is not None:
+            # second data set: make the plan from the first (a one-off fit never pays it)
+            self._plan_tried = True
+            self._plan = DesignPlan.from_matrices(*self._first)
+            self._first = None
+        if self._plan is not None:
+            mm = self._plan.build(frame)
+            if mm is not None:
+                return mm
+        mm = build_model_matrices(self.formula, frame)
+        if not self._plan_tried and self._first is None:
+            self._first = (mm, frame)
+        return mm
+
+    def fit(self, data: Any, *, start: Sequence[float] | None = None,
+            time: str | None = None) -> LmmResult:
+        """Fit the formula to ``data``; see :func:`fit_lmm`."""
+        with _single_threaded_blas():
+            frame = as_frame(data)
+            matrices = self.matrices(frame)
+            result = _fit_matrices(matrices, frame, self.reml, start)
+        if time is not None:
+            mm = result.matrices
+            time_variable(mm.variables, mm.random_names, time)  # a clear error if absent
+            result.time_axis = time
+        return result
 
 
 @contextlib.contextmanager
 def _single_threaded_blas() -> Iterator[None]:
     """Run BLAS single-threaded: every matrix here is small (p×p, q×q stacks), and a
     multi-threaded BLAS spends far more time synchronising threads than computing."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scipy/pymc stacks
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
+    from alsfrs.threads import blas_threads
+
+    with blas_threads(1):
         yield
 
 
-def _fit_lmm(formula: str, data: Any, reml: bool, start: Sequence[float] | None) -> LmmResult:
-    frame = as_frame(data)
-    matrices = build_model_matrices(formula, frame)
-    prof = ProfiledDeviance(matrices, reml=bool(reml))
-    theta, record = _optimise(prof, start)
-    ev = prof.evaluate(theta)
-    n, p = matrices.n_obs, matrices.n_fixed
-    sigma2 = ev.r2 / (n - p) if reml else ev.r2 / n
-    sigma = math.sqrt(sigma2)
+@functools.cache
+def _package_versions() -> dict[str, str]:
+    """The versions a result records, read once per process: reading package
+    metadata costs tens of milliseconds, more than a small fit."""
+    return versions()
 
-    sat = _satterthwaite(prof, ev, sigma)
-    ev = prof.evaluate(theta)
-    vcov = sat["vcov_beta"]
+
+def _fixed_effects_table(names: list[str], beta: np.ndarray, vcov: np.ndarray,
+                         sat: Callable[[], dict[str, Any]]) -> pd.DataFrame:
     se = np.sqrt(np.diag(vcov))
-    dfs = np.array([_satterthwaite_df(np.eye(p)[j], sat) for j in range(p)])
-    tval = ev.beta / se
+    dfs = _satterthwaite_dfs(sat())
+    tval = beta / se
     pval = 2 * stats.t.sf(np.abs(tval), dfs)
-    z = stats.norm.ppf(0.975)
-    names = list(matrices.fixed_names)
-    fixed = pd.DataFrame(
+    z = 1.959963984540054
+    return pd.DataFrame(
         {
-            "estimate": ev.beta,
+            "estimate": beta,
             "std_error": se,
             "df": dfs,
             "t_value": tval,
             "p_value": pval,
-            "ci_lower": ev.beta - z * se,
-            "ci_upper": ev.beta + z * se,
+            "ci_lower": beta - z * se,
+            "ci_upper": beta + z * se,
         },
         index=pd.Index(names, name="term", dtype=object),
     )
+
+
+def _fit_matrices(matrices: ModelMatrices, frame: pd.DataFrame, reml: bool,
+                  start: Sequence[float] | None) -> LmmResult:
+    prof = ProfiledDeviance(matrices, reml=bool(reml))
+    theta, record = _optimise(prof, None if start is None else np.asarray(start, float))
+    ev = prof.evaluate(theta)
+    n, p = matrices.n_obs, matrices.n_fixed
+    sigma2 = ev.r2 / (n - p) if reml else ev.r2 / n
+    sigma = math.sqrt(sigma2)
+    names = list(matrices.fixed_names)
+    vcov = sigma2 * ev.P
+    beta = ev.beta
+
+    sat_cache: dict[str, Any] = {}
+
+    def sat() -> dict[str, Any]:
+        if not sat_cache:
+            sat_cache.update(_satterthwaite(prof, ev, sigma))
+        return sat_cache
 
     # variance components
     Lam = ev.Lam
@@ -1044,22 +1020,35 @@ def _fit_lmm(formula: str, data: Any, reml: bool, start: Sequence[float] | None)
         }
     )
 
-    # conditional modes and variances
-    st = matrices.statistics
-    Zte = st.Zty - np.einsum("iqp,p->iq", st.ZtX, ev.beta)
-    b = np.einsum("iab,ib->ia", ev.K, Zte)
-    cond_sd = np.sqrt(np.maximum(sigma2 * np.diagonal(ev.K, axis1=1, axis2=2), 0.0))
+    # conditional modes and variances (built when first read)
     gindex = matrices.group_labels
-    ranef = pd.DataFrame(b, index=gindex, columns=list(rnames))
-    ranef_se = pd.DataFrame(cond_sd, index=gindex, columns=list(rnames))
-    coef = pd.DataFrame(
-        np.broadcast_to(ev.beta, (len(gindex), p)).copy(), index=gindex, columns=names
-    )
-    for k, nm in enumerate(rnames):
-        if nm in coef.columns:
-            coef[nm] = coef[nm].to_numpy() + b[:, k]
-        else:
-            coef[nm] = b[:, k]
+
+    def modes() -> np.ndarray:
+        st = matrices.statistics
+        Zte = st.Zty - st.ZtX @ beta
+        return (ev.K @ Zte[:, :, None])[:, :, 0]
+
+    def ranef() -> pd.DataFrame:
+        return pd.DataFrame(modes(), index=gindex, columns=list(rnames))
+
+    def ranef_se() -> pd.DataFrame:
+        cond_sd = np.sqrt(np.maximum(sigma2 * np.diagonal(ev.K, axis1=1, axis2=2), 0.0))
+        return pd.DataFrame(cond_sd, index=gindex, columns=list(rnames))
+
+    def coef() -> pd.DataFrame:
+        b = modes()
+        values = np.broadcast_to(beta, (len(gindex), p)).copy()
+        coef_names = list(names)
+        extra = []
+        for k, nm in enumerate(rnames):
+            if nm in names:
+                values[:, names.index(nm)] += b[:, k]
+            else:
+                extra.append(k)
+                coef_names.append(nm)
+        if extra:
+            values = np.hstack([values, b[:, extra]])
+        return pd.DataFrame(values, index=gindex, columns=coef_names)
 
     n_par = p + prof.n_theta + 1
     objective = ev.objective
@@ -1076,23 +1065,27 @@ def _fit_lmm(formula: str, data: Any, reml: bool, start: Sequence[float] | None)
             "result.variance_components; consider a simpler random-effects structure"
         )
         notes.append(msg)
-        warnings.warn(msg, SingularFitWarning, stacklevel=3)
-    if sat["n_negative_eigen"]:
-        notes.append(
-            "the Hessian of the deviance w.r.t. (θ, σ) has negative eigenvalues; "
-            "Satterthwaite df may be unreliable"
+        warnings.warn(msg, SingularFitWarning, stacklevel=4)
+    if not record.converged:
+        msg = (
+            "the optimiser did not meet its convergence criterion: Newton decrement "
+            f"{record.newton_decrement:.3g} > {record.decrement_tolerance:g} "
+            f"({record.message}); check the model (over-parameterised random effects?) "
+            "and the data — see result.optimization"
         )
-    vcov_df = pd.DataFrame(vcov, index=names, columns=names)
-    return LmmResult(
+        notes.append(msg)
+        warnings.warn(msg, ConvergenceWarning, stacklevel=4)
+    result = LmmResult(
+        versions=dict(_package_versions()),
         formula=matrices.formula.text,
         reml=bool(reml),
         matrices=matrices,
-        fixed_effects=fixed,
+        fixed_effects=_Deferred(lambda: _fixed_effects_table(names, beta, vcov, sat)),
         variance_components=variance_components,
-        random_effects=ranef,
-        random_effects_se=ranef_se,
-        coef=coef,
-        vcov=vcov_df,
+        random_effects=_Deferred(ranef),
+        random_effects_se=_Deferred(ranef_se),
+        coef=_Deferred(coef),
+        vcov=pd.DataFrame(vcov, index=names, columns=names),
         sigma=sigma,
         theta=theta.copy(),
         reml_criterion=float(objective) if reml else float("nan"),
@@ -1102,13 +1095,15 @@ def _fit_lmm(formula: str, data: Any, reml: bool, start: Sequence[float] | None)
         bic=float(bic),
         nobs=n,
         ngroups=matrices.n_groups,
-        converged=True,
+        converged=record.converged,
         singular=singular,
         optimization=record,
-        satterthwaite=sat,
-        _data=frame[list(matrices.variables)].copy(),
+        satterthwaite=_Deferred(sat),
+        _data=_Deferred(lambda: frame[list(matrices.variables)].copy()),
         warnings=tuple(notes),
     )
+    result.__dict__["_estimates"] = beta
+    return result
 
 
 # ------------------------------------------------------------------------------

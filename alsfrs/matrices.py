@@ -24,6 +24,8 @@ sorted levels. Missing values are not dropped silently: they are an error.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -37,6 +39,7 @@ from alsfrs.formula import MixedFormula, parse_formula, r_column_name
 
 __all__ = [
     "Design",
+    "DesignPlan",
     "GroupStatistics",
     "ModelMatrices",
     "as_frame",
@@ -47,6 +50,78 @@ __all__ = [
 
 #: Relative tolerance for declaring a fixed-effects column aliased (as R's lm).
 RANK_TOLERANCE = 1e-7
+#: A text column is read as a numeric column with bad cells (an error naming them), not as a
+#: factor, when at least this share of its non-missing values parse as numbers.
+NUMERIC_TEXT_SHARE = 0.8
+
+
+def non_numeric_cells(col: pd.Series, column: str, group: pd.Series | None = None,
+                      context_rows: int = 5) -> list[Problem]:
+    """Problems for cells of a (meant to be) numeric column that are not numbers.
+
+    Parameters
+    ----------
+    col : Series
+        The column as given.
+    column : str
+        Its name.
+    group : Series, optional
+        The grouping column (patients), to name the patients.
+
+    Returns
+    -------
+    list of Problem
+        One problem per offending row (at most ``context_rows``, then one
+        summarising the rest); empty when every non-missing cell is a number.
+    """
+    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        return []
+    parsed = pd.to_numeric(col.astype(object).where(col.notna(), np.nan), errors="coerce")
+    bad = (parsed.isna() & col.notna()).to_numpy()
+    if not bad.any():
+        return []
+    idx = np.flatnonzero(bad)
+    problems = []
+    for j in idx[:context_rows]:
+        pat = None if group is None else group.iloc[j]
+        problems.append(
+            Problem(
+                rule="non_numeric_value",
+                message=(
+                    f"{col.iloc[j]!r} in the numeric column {column!r} is not a number; "
+                    "correct or remove it"
+                ),
+                row=col.index[j],
+                patient=pat,
+                column=column,
+            )
+        )
+    if idx.size > context_rows:
+        values = pd.unique(col.iloc[idx[context_rows:]].astype(str))
+        shown = ", ".join(repr(v) for v in values[:5])
+        problems.append(
+            Problem(
+                rule="non_numeric_value",
+                message=(
+                    f"{idx.size - context_rows} more row(s) of the numeric column {column!r} "
+                    f"are not numbers (values {shown}{' ...' if len(values) > 5 else ''})"
+                ),
+                column=column,
+            )
+        )
+    return problems
+
+
+def _looks_numeric(col: pd.Series) -> bool:
+    """A text column whose values are mostly numbers, with some that are not."""
+    if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(col.dtype):
+        return False
+    present = col[col.notna()]
+    if present.empty:
+        return False
+    parsed = pd.to_numeric(present.astype(object), errors="coerce")
+    share = float(parsed.notna().mean())
+    return NUMERIC_TEXT_SHARE <= share < 1.0
 
 
 def as_frame(data: Any) -> pd.DataFrame:
@@ -292,7 +367,13 @@ class ModelMatrices:
                     continue
                 out[v] = pd.Categorical(values, categories=lv)
             else:
-                out[v] = pd.to_numeric(col, errors="coerce").astype(float)
+                bad = non_numeric_cells(
+                    col, v, frame[self.grouping] if self.grouping in frame.columns else None
+                )
+                if bad:
+                    problems.extend(bad)
+                    continue
+                out[v] = pd.to_numeric(col).astype(float)
         if problems:
             raise ValidationError(problems, context="new data")
         if self.grouping in frame.columns:
@@ -341,18 +422,21 @@ def group_statistics(
     """
     n, p = X.shape
     q = Z.shape[1]
-    order = np.argsort(group, kind="stable")
-    g_sorted = group[order]
     counts = np.bincount(group, minlength=n_groups)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     W = np.empty((n, q + p + 1))
-    W[:, :q] = Z[order]
-    W[:, q : q + p] = X[order]
-    W[:, -1] = y[order]
+    if n and np.all(group[1:] >= group[:-1]):  # already sorted by group (the usual case)
+        W[:, :q] = Z
+        W[:, q : q + p] = X
+        W[:, -1] = y
+    else:
+        order = np.argsort(group, kind="stable")
+        W[:, :q] = Z[order]
+        W[:, q : q + p] = X[order]
+        W[:, -1] = y[order]
     Zs = W[:, :q]
     outer = Zs[:, :, None] * W[:, None, :]  # (n, q, q+p+1)
     sums = np.add.reduceat(outer, starts, axis=0) if n else outer
-    del g_sorted
     ysq = np.add.reduceat(W[:, -1] ** 2, starts) if n else np.zeros(0)
     return GroupStatistics(
         ZtZ=np.ascontiguousarray(sums[:, :, :q]),
@@ -476,6 +560,8 @@ def build_model_matrices(formula: str | MixedFormula, data: Any) -> ModelMatrice
         raise ValidationError(problems, context="the model data")
 
     ycol = frame[response]
+    if _is_categorical_like(ycol) and _looks_numeric(ycol):
+        raise ValidationError(non_numeric_cells(ycol, response, gcol), context="the model data")
     if _is_categorical_like(ycol) or not pd.api.types.is_numeric_dtype(ycol):
         raise ValidationError(
             [
@@ -487,6 +573,16 @@ def build_model_matrices(formula: str | MixedFormula, data: Any) -> ModelMatrice
             ],
             context="the model data",
         )
+
+    # a text column that is mostly numbers is a numeric column with bad cells, not a factor
+    for v in variables:
+        if v in (grouping, response):
+            continue
+        col = frame[v]
+        if _is_categorical_like(col) and _looks_numeric(col):
+            problems.extend(non_numeric_cells(col, v, gcol))
+    if problems:
+        raise ValidationError(problems, context="the model data")
 
     # factor coding
     work = pd.DataFrame(index=pd.RangeIndex(len(frame)))
@@ -707,6 +803,182 @@ def column_levels(matrices: ModelMatrices) -> Mapping[str, list]:
     return dict(matrices.levels)
 
 
+# ------------------------------------------------------------------------------
+# design plans: rebuilding the matrices of new data without formulaic
+# ------------------------------------------------------------------------------
+_LEVEL = re.compile(r"^(?P<var>[^\[\]]+)\[(?:T\.)?(?P<level>.*)\]$")
+
+
+def _column_recipe(
+    name: str, numeric: set[str], levels: Mapping[str, list]
+) -> list[tuple] | None:
+    """How formulaic made one column: a product of parts, or None if not understood.
+
+    Parts are ``("num", var)`` or ``("level", var, position of the level)``;
+    the intercept is the empty product.
+    """
+    if name == "Intercept":
+        return []
+    parts: list[tuple] = []
+    for part in name.split(":"):
+        if part in numeric:
+            parts.append(("num", part))
+            continue
+        match = _LEVEL.match(part)
+        if match is None or match["var"] not in levels:
+            return None
+        names = [str(x) for x in levels[match["var"]]]
+        if names.count(match["level"]) != 1:
+            return None
+        parts.append(("level", match["var"], names.index(match["level"])))
+    return parts
+
+
+def _group_codes(gcol: pd.Series, name: str) -> tuple[np.ndarray, pd.Index]:
+    """Codes and sorted labels of the grouping column (as :func:`_factor`, faster)."""
+    if not isinstance(gcol.dtype, pd.CategoricalDtype):
+        try:
+            codes, uniques = pd.factorize(gcol, sort=True)
+        except TypeError:  # mixed types: _factor's type-aware order
+            pass
+        else:
+            labels = pd.Index(np.asarray(uniques, dtype=object), name=name)
+            return np.asarray(codes, dtype=np.intp), labels
+    gfac = _factor(gcol.reset_index(drop=True))
+    return np.asarray(gfac.codes, dtype=np.intp), pd.Index(gfac.categories, name=name)
+
+
+@dataclass(frozen=True, eq=False)
+class DesignPlan:
+    """Rebuilds :class:`ModelMatrices` for new data of one formula in NumPy.
+
+    Made by :meth:`from_matrices` from a first build (and checked to reproduce
+    its X and Z exactly); :meth:`build` applies it to new data of the same
+    form and returns ``None`` when the data differ in a way the plan does not
+    cover (other factor levels, non-numeric values, missing values, constant
+    covariates...), so that the caller takes the full path and its checks.
+    """
+
+    template: ModelMatrices
+    numeric: tuple[str, ...]
+    factors: dict[str, list]
+    x_recipes: tuple[list[tuple], ...]
+    z_recipes: tuple[list[tuple], ...]
+
+    @classmethod
+    def from_matrices(cls, mm: ModelMatrices, frame: pd.DataFrame) -> DesignPlan | None:
+        """A plan reproducing ``mm`` from ``frame``, or None if the formula uses more
+        than numeric columns, factors and their products (e.g. ``I(x^2)``)."""
+        if mm._fixed_spec is None:
+            return None
+        numeric = {v for v in mm.variables if v not in mm.levels and v != mm.grouping}
+        x_names = list(mm._fixed_spec.column_names)
+        z_names = [c for spec in mm._random_specs for c in spec.column_names]
+        x_rec = [_column_recipe(c, numeric, mm.levels) for c in x_names]
+        z_rec = [_column_recipe(c, numeric, mm.levels) for c in z_names]
+        if any(r is None for r in x_rec + z_rec):
+            return None
+        plan = cls(
+            template=mm,
+            numeric=tuple(v for v in mm.variables if v in numeric),
+            factors=dict(mm.levels),
+            x_recipes=tuple(x_rec),  # type: ignore[arg-type]
+            z_recipes=tuple(z_rec),  # type: ignore[arg-type]
+        )
+        try:
+            again = plan.build(frame)
+        except ValidationError:
+            return None
+        if again is None or not (
+            np.array_equal(again.X, mm.X)
+            and np.array_equal(again.Z, mm.Z)
+            and np.array_equal(again.y, mm.y)
+            and np.array_equal(again.group, mm.group)
+        ):
+            return None
+        # keep the names and formulaic specs, not the first data's arrays
+        empty = np.zeros(0)
+        stripped = dataclasses.replace(mm, y=empty, X=np.zeros((0, mm.n_fixed)),
+                                       Z=np.zeros((0, mm.n_random)),
+                                       group=np.zeros(0, dtype=np.intp))
+        return dataclasses.replace(plan, template=stripped)
+
+    @staticmethod
+    def _columns(recipes: Sequence[list[tuple]], num: dict[str, np.ndarray],
+                 codes: dict[str, np.ndarray], n: int) -> np.ndarray:
+        out = np.empty((n, len(recipes)))
+        for j, recipe in enumerate(recipes):
+            col = np.ones(n)
+            for part in recipe:
+                if part[0] == "num":
+                    col = col * num[part[1]]
+                else:
+                    col = col * (codes[part[1]] == part[2])
+            out[:, j] = col
+        return out
+
+    def build(self, frame: pd.DataFrame) -> ModelMatrices | None:
+        """Model matrices of ``frame`` by the plan, or None to take the full path.
+
+        Raises
+        ------
+        alsfrs.errors.ValidationError
+            A rank-deficient fixed-effects design (as the full path).
+        """
+        mm = self.template
+        cols = frame.columns
+        if any(v not in cols for v in mm.variables) or len(frame) == 0:
+            return None
+        n = len(frame)
+        num: dict[str, np.ndarray] = {}
+        for v in self.numeric:
+            col = frame[v]
+            if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(
+                col.dtype
+            ):
+                return None
+            values = col.to_numpy(dtype=float)
+            if not np.isfinite(values).all():
+                return None
+            if v != mm.response and values.size and np.all(values == values[0]):
+                return None
+            num[v] = values
+        codes: dict[str, np.ndarray] = {}
+        for v, lv in self.factors.items():
+            col = frame[v]
+            if not _is_categorical_like(col) or col.isna().any():
+                return None
+            fac = _factor(col)
+            if list(fac.categories) != lv:
+                return None
+            codes[v] = np.asarray(fac.codes)
+        gcol = frame[mm.grouping]
+        if gcol.isna().any():
+            return None
+        group, group_labels = _group_codes(gcol, mm.grouping)
+        X = self._columns(self.x_recipes, num, codes, n)
+        Z = self._columns(self.z_recipes, num, codes, n)
+        if n <= len(group_labels) * Z.shape[1]:
+            return None
+        _check_rank(X, mm.fixed_names)
+        return ModelMatrices(
+            formula=mm.formula,
+            y=num[mm.response],
+            X=X,
+            Z=Z,
+            group=group,
+            group_labels=group_labels,
+            fixed_names=mm.fixed_names,
+            random_names=mm.random_names,
+            blocks=mm.blocks,
+            block_names=mm.block_names,
+            levels=dict(mm.levels),
+            variables=mm.variables,
+            _fixed_spec=mm._fixed_spec,
+            _random_specs=mm._random_specs,
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Design:
     """A fixed-effects design built from a right-hand side, with R's column names.
@@ -767,6 +1039,10 @@ class Design:
                     continue
                 work[v] = pd.Categorical(col.astype(object), categories=lv)
             else:
+                bad = non_numeric_cells(col, v)
+                if bad:
+                    problems.extend(bad)
+                    continue
                 work[v] = pd.to_numeric(col).astype(float).to_numpy()
         if problems:
             raise ValidationError(problems, context="new data")
@@ -826,6 +1102,10 @@ def build_design(
             [Problem(rule="unknown_column", column=v,
                      message=f"the formula uses {v!r}, which is not a column of the data")
              for v in missing], context="the model data")
+    numeric_text = [p for v in required if _is_categorical_like(frame[v])
+                    and _looks_numeric(frame[v]) for p in non_numeric_cells(frame[v], v)]
+    if numeric_text:
+        raise ValidationError(numeric_text, context="the model data")
     work = pd.DataFrame(index=pd.RangeIndex(len(frame)))
     levels: dict[str, list] = {}
     for v in required:

@@ -1,30 +1,48 @@
-"""Benchmark: alsfrs.fit_lmm against statsmodels MixedLM on simulated cohorts.
+"""Benchmark: alsfrs.fit_lmm against lme4::lmer (Rscript, same run) on simulated cohorts.
 
 Fits the standard exposure model
 
     alsfrs_r ~ months * (anxiolytic + hypnotic + antidepressant) + age_at_dx + sex
                + onset_site + (months | patient_id)
 
-by REML with both engines on cohorts from :func:`alsfrs.simulate_cohort`
-(about 7-8 visits per patient) and prints a table: wall time of each engine
-(alsfrs: formula parsing + design matrices + fit, including Satterthwaite df;
-statsmodels: ``MixedLM.from_formula(...).fit(method="lbfgs")``), their ratio,
-the largest absolute difference in fixed-effect estimates, the random-slope SD
-from each, ``loglik_gain`` = alsfrs's REML log-likelihood minus statsmodels'
-(both use the same constants; positive means statsmodels stopped short of the
-optimum), and the peak memory traced during the alsfrs fit (tracemalloc, a
-separate run so tracing does not distort the timing).
+by REML on cohorts from :func:`alsfrs.simulate_cohort` (about 7 visits per
+patient) and prints one table per run:
+
+* ``alsfrs_s``: a first ``fit_lmm`` call with the formula, from the data frame
+  (formula parsing, design matrices through formulaic, fit; Satterthwaite df
+  not yet computed — as ``lme4::lmer``, which does not compute them), best of
+  ``--repeats`` runs;
+* ``alsfrs_df_s``: the same plus reading ``fixed_effects`` (Satterthwaite df
+  and p-values, as ``lmerTest::lmer`` + ``summary``);
+* ``refit_s``: :class:`alsfrs.lmm.LmmFitter` refitting the formula to another
+  cohort of the same size (the trial-simulation path; also what ``fit_lmm``
+  does when called again with the same formula);
+* ``lme4_s``: ``lme4::lmer(..., REML = TRUE)`` timed inside R (data already
+  loaded, factors set; best of ``--repeats``), ``ratio = lme4_s / alsfrs_s``;
+* ``crit_diff``: alsfrs' REML criterion minus lme4's (negative: alsfrs lower);
+* ``max_rel_fixef``: largest relative difference in fixed effects;
+* peak memory: alsfrs traced with tracemalloc (separate run), R's ``gc()``
+  "max used" (Vcells + Ncells) during the fit;
+* ``evals``/``iters``: profiled-deviance evaluations and Newton iterations.
+
+When ``Rscript`` or lme4 is missing the lme4 columns are empty and the script
+says so. ``--statsmodels`` adds statsmodels MixedLM (slow).
 
 Usage::
 
-    python benchmarks/lmm.py                      # 500, 2000, 10000 patients
-    python benchmarks/lmm.py --sizes 500 2000
-    python benchmarks/lmm.py --statsmodels-max 2000   # skip statsmodels above 2000
+    python benchmarks/lmm.py                      # 300, 500, 2000, 10000 patients
+    python benchmarks/lmm.py --sizes 500 2000 --repeats 5
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
 import time
 import tracemalloc
 import warnings
@@ -51,6 +69,39 @@ COLUMNS = [
     "antidepressant",
 ]
 
+R_SCRIPT = r"""
+suppressMessages(library(lme4))
+args <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(args[1], stringsAsFactors = FALSE)
+repeats <- as.integer(args[2])
+d$sex <- factor(d$sex, levels = c("F", "M"))
+d$onset_site <- factor(d$onset_site, levels = c("spinal", "bulbar", "other"))
+d$onset_site <- droplevels(d$onset_site)
+d$patient_id <- factor(d$patient_id)
+f <- alsfrs_r ~ months * (anxiolytic + hypnotic + antidepressant) + age_at_dx + sex +
+  onset_site + (months | patient_id)
+fit <- lmer(f, data = d, REML = TRUE)  # warm-up
+times <- numeric(repeats)
+for (k in seq_len(repeats)) {
+  t0 <- proc.time()[["elapsed"]]
+  fit <- lmer(f, data = d, REML = TRUE)
+  times[k] <- proc.time()[["elapsed"]] - t0
+}
+invisible(gc(reset = TRUE))
+g0 <- gc()
+fit <- lmer(f, data = d, REML = TRUE)
+g1 <- gc()
+# "max used" in Mb: Ncells + Vcells (column 6 of gc()), minus what was in use before
+peak <- sum(g1[, 6]) - sum(g0[, 2])
+fe <- fixef(fit)
+fmt <- paste0('{"time": %.6f, "reml": %.10f, "peak_mb": %.3f, "names": [%s], ',
+              '"fixef": [%s], "version": "%s", "r": "%s"}\n')
+cat(sprintf(fmt,
+  min(times), REMLcrit(fit), peak,
+  paste0('"', names(fe), '"', collapse = ","), paste(sprintf("%.12g", fe), collapse = ","),
+  as.character(packageVersion("lme4")), R.version.string))
+"""
+
 
 def cohort(n_patients: int, seed: int) -> pd.DataFrame:
     """Analysis frame of a simulated cohort."""
@@ -59,112 +110,150 @@ def cohort(n_patients: int, seed: int) -> pd.DataFrame:
     return alsfrs.simulate_cohort(n_patients, seed=seed).to_frame()[COLUMNS].copy()
 
 
-def time_alsfrs(data: pd.DataFrame) -> tuple[float, object]:
-    from alsfrs.lmm import fit_lmm
+def best_of(fn, repeats: int) -> tuple[float, object]:
+    best, out = np.inf, None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
 
-    t0 = time.perf_counter()
-    fit = fit_lmm(FORMULA, data)
-    return time.perf_counter() - t0, fit
+
+def one_off(data: pd.DataFrame):
+    """fit_lmm as a first call with this formula: no design plan kept from earlier calls."""
+    from alsfrs import lmm
+
+    lmm._fitter.cache_clear()
+    return lmm.fit_lmm(FORMULA, data)
 
 
 def peak_memory_alsfrs(data: pd.DataFrame) -> float:
-    from alsfrs.lmm import fit_lmm
-
     tracemalloc.start()
-    fit_lmm(FORMULA, data)
+    one_off(data)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return peak / 2**20
 
 
-def time_statsmodels(data: pd.DataFrame) -> tuple[float, object]:
+def lme4_available() -> str | None:
+    """None when lme4 runs, else the reason it does not."""
+    if shutil.which("Rscript") is None:
+        return "Rscript not found: lme4 not run (install R and lme4 to compare)"
+    proc = subprocess.run(["Rscript", "-e", "suppressMessages(library(lme4))"],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        return "R has no lme4: lme4 not run"
+    return None
+
+
+def time_lme4(data: pd.DataFrame, repeats: int) -> dict:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    with tempfile.TemporaryDirectory() as tmp:
+        csv = os.path.join(tmp, "d.csv")
+        data.to_csv(csv, index=False)
+        script = os.path.join(tmp, "fit.R")
+        with open(script, "w") as fh:
+            fh.write(R_SCRIPT)
+        proc = subprocess.run(["Rscript", script, csv, str(repeats)], capture_output=True,
+                              text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def time_statsmodels(data: pd.DataFrame) -> float:
     import statsmodels.formula.api as smf
 
     frame = data.copy()
-    for c in ("sex", "onset_site"):  # patsy keeps unused categories: drop them, as R does
+    for c in ("sex", "onset_site"):
         frame[c] = frame[c].cat.remove_unused_categories()
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = smf.mixedlm(FIXED, frame, groups="patient_id", re_formula="~months")
-        result = model.fit(reml=True, method="lbfgs")
-    return time.perf_counter() - t0, result
-
-
-def r_name(name: str) -> str:
-    """patsy → R names, enough for this formula (``sex[T.M]`` → ``sexM``)."""
-    if name == "Intercept":
-        return "(Intercept)"
-    out = []
-    for part in name.split(":"):
-        if "[T." in part:
-            var, level = part.split("[T.")
-            part = var + level.rstrip("]")
-        out.append(part)
-    order = {v: k for k, v in enumerate(COLUMNS)}
-    out.sort(key=lambda p: min((order[v] for v in order if p.startswith(v)), default=99))
-    return ":".join(out)
+        smf.mixedlm(FIXED, frame, groups="patient_id", re_formula="~months").fit(
+            reml=True, method="lbfgs")
+    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 10000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[300, 500, 2000, 10000])
     parser.add_argument("--seed", type=int, default=2025)
-    parser.add_argument(
-        "--statsmodels-max",
-        type=int,
-        default=None,
-        help="skip statsmodels for cohorts with more patients than this",
-    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--statsmodels", action="store_true", help="also time statsmodels")
     args = parser.parse_args(argv)
 
-    # warm-up (imports, first-call overheads) on a small cohort
-    time_alsfrs(cohort(200, args.seed))
+    import alsfrs
+    from alsfrs.lmm import LmmFitter, fit_lmm
+
+    no_r = lme4_available()
+    fit_lmm(FORMULA, cohort(200, args.seed))  # warm-up (imports, first-call overheads)
 
     rows = []
     for n in args.sizes:
         data = cohort(n, args.seed + n)
-        t_a, fit = time_alsfrs(data)
+        other = cohort(n, args.seed + n + 1)
+        t_a, fit = best_of(lambda data=data: one_off(data), args.repeats)
+        t_df, _ = best_of(lambda data=data: one_off(data).fixed_effects, args.repeats)
+        fitter = LmmFitter(FORMULA)
+        fitter.fit(data)
+        t_refit, refit = best_of(lambda f=fitter, other=other: f.fit(other), args.repeats)
+        check = fit_lmm(FORMULA, other)
+        assert np.allclose(refit.fixef, check.fixef, rtol=0, atol=1e-10)
         peak = peak_memory_alsfrs(data)
-        sd_a = float(np.sqrt(fit.variance_components["vcov"].iloc[1]))
-        if args.statsmodels_max is None or n <= args.statsmodels_max:
-            t_s, sm = time_statsmodels(data)
-            fe_s = pd.Series(sm.fe_params.to_numpy(), index=[r_name(c) for c in sm.fe_params.index])
-            fe_a = fit.fixed_effects["estimate"]
-            diff = float(np.max(np.abs(fe_a - fe_s.reindex(fe_a.index))))
-            sd_s = float(np.sqrt(sm.cov_re.iloc[1, 1]))
-            dll = fit.loglik - float(sm.llf)  # same REML log-likelihood constants
-        else:
-            t_s, diff, sd_s, dll = float("nan"), float("nan"), float("nan"), float("nan")
-        rows.append(
-            {
-                "patients": n,
-                "visits": fit.nobs,
-                "alsfrs_s": t_a,
-                "statsmodels_s": t_s,
-                "ratio": t_s / t_a,
-                "max_abs_diff_fixef": diff,
-                "slope_sd_alsfrs": sd_a,
-                "slope_sd_statsmodels": sd_s,
-                "loglik_gain": dll,
-                "alsfrs_peak_MiB": peak,
-                "evaluations": fit.optimization.n_evaluations,
-            }
-        )
+        row = {
+            "patients": n,
+            "visits": fit.nobs,
+            "alsfrs_s": t_a,
+            "alsfrs_df_s": t_df,
+            "refit_s": t_refit,
+            "lme4_s": np.nan,
+            "ratio": np.nan,
+            "crit_diff": np.nan,
+            "max_rel_fixef": np.nan,
+            "alsfrs_MiB": peak,
+            "lme4_MiB": np.nan,
+            "evals": fit.optimization.n_evaluations,
+            "iters": fit.optimization.n_iterations,
+            "converged": fit.converged,
+        }
+        if no_r is None:
+            r = time_lme4(data, args.repeats)
+            fe_r = pd.Series(r["fixef"], index=r["names"])
+            fe_a = fit.fixef.reindex(fe_r.index)
+            row.update(
+                lme4_s=r["time"],
+                ratio=r["time"] / t_a,
+                crit_diff=fit.reml_criterion - r["reml"],
+                max_rel_fixef=float(np.max(np.abs(fe_a - fe_r) / np.maximum(np.abs(fe_r), 1e-8))),
+                lme4_MiB=r["peak_mb"] / 1.048576,
+            )
+            versions = f"lme4 {r['version']}, {r['r']}"
+        if args.statsmodels:
+            row["statsmodels_s"] = time_statsmodels(data)
+        rows.append(row)
+        print(f"  done: {n} patients", flush=True)
     table = pd.DataFrame(rows)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
+    load = os.getloadavg()
+    print(f"\n{FORMULA}\nREML; best of {args.repeats}; alsfrs {alsfrs.__version__}, "
+          f"numpy {np.__version__}, Python {platform.python_version()}, "
+          f"{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(no_r or versions)
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
         print(
             table.to_string(
                 index=False,
                 formatters={
-                    "alsfrs_s": "{:.3f}".format,
-                    "statsmodels_s": "{:.2f}".format,
+                    "alsfrs_s": "{:.4f}".format,
+                    "alsfrs_df_s": "{:.4f}".format,
+                    "refit_s": "{:.4f}".format,
+                    "lme4_s": "{:.3f}".format,
                     "ratio": "{:.1f}".format,
-                    "max_abs_diff_fixef": "{:.1e}".format,
-                    "slope_sd_alsfrs": "{:.4f}".format,
-                    "slope_sd_statsmodels": "{:.4f}".format,
-                    "loglik_gain": "{:.2g}".format,
-                    "alsfrs_peak_MiB": "{:.1f}".format,
+                    "crit_diff": "{:.2e}".format,
+                    "max_rel_fixef": "{:.1e}".format,
+                    "alsfrs_MiB": "{:.1f}".format,
+                    "lme4_MiB": "{:.1f}".format,
+                    "statsmodels_s": "{:.2f}".format,
                 },
             )
         )

@@ -194,7 +194,53 @@ def test_collapsed_likelihood_equals_the_dense_marginal(small_cohort, re_part):
         dense += st.multivariate_normal(mm.X[rows] @ beta, V).logpdf(mm.y[rows])
     beta_c = beta.copy()
     beta_c[0] = beta[0] + beta[1:] @ design.xbar[1:]
-    graph = collapsed_loglik(design, beta_c, L, sigma).eval()
+    op = collapsed_loglik(design, beta_c, L, sigma).eval()  # the shared NumPy kernel, as Op
+    assert op == pytest.approx(dense, rel=1e-9)
+    graph = collapsed_loglik(design, beta_c, L, sigma, kernel="graph").eval()
     assert graph == pytest.approx(dense, rel=1e-9)
     per_patient = marginal_loglik(design, beta[None], L[None], np.array([sigma]))
     assert per_patient.sum() == pytest.approx(dense, rel=1e-9)
+
+
+@pytest.mark.parametrize("re_part", ["(1 | patient_id)", "(months | patient_id)",
+                                     "(months + I(months^2) | patient_id)",
+                                     "(months || patient_id)"])
+def test_collapsed_op_gradient_equals_the_pytensor_graph_gradient(small_cohort, re_part):
+    """The Op's analytic gradient equals PyTensor's autodiff of the all-graph likelihood."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    from alsfrs.bayes.model import collapsed_loglik, make_design
+    from alsfrs.matrices import build_model_matrices
+
+    mm = build_model_matrices(f"alsfrs_r ~ months * antidepressant + {re_part}",
+                              small_cohort.to_frame())
+    design = make_design(mm, "months")
+    q, p = mm.n_random, mm.n_fixed
+    b, L, s = pt.dvector("b"), pt.dmatrix("L"), pt.dscalar("s")
+    rng = np.random.default_rng(1)
+    vals = [rng.normal(0, 0.5, p) + np.r_[38, np.zeros(p - 1)],
+            np.tril(rng.normal(0, 0.2, (q, q))) + np.diag([4.0, 0.6, 0.05][:q]), 1.6]
+    out = {}
+    for kernel in ("op", "graph"):
+        ll = collapsed_loglik(design, b, L, s, kernel=kernel)
+        fn = pytensor.function([b, L, s], [ll, *pt.grad(ll, [b, L, s])])
+        out[kernel] = fn(*vals)
+    for a, g in zip(out["op"], out["graph"], strict=True):
+        np.testing.assert_allclose(np.tril(a) if np.ndim(a) == 2 else a,
+                                   np.tril(g) if np.ndim(g) == 2 else g, rtol=1e-6, atol=1e-8)
+
+
+def test_fit_bayes_prints_no_numpy_or_experimental_notices(small_cohort):
+    """Issue 8, fault 11: no QuadPotentialFullAdapt notice, no 'invalid value' notes
+    (this seed and length reproduce warm-up proposals that overflow; chains run in
+    this process so that their warnings are caught here)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", SamplingWarning)
+        fit_bayes(FORMULA, small_cohort, chains=2, cores=1, draws=60, tune=60, seed=11,
+                  progressbar=False)
+    shown = [f"{w.category.__name__}: {w.message}" for w in caught
+             if issubclass(w.category, RuntimeWarning)
+             or "experimental" in str(w.message)]
+    assert shown == []

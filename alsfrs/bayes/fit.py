@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import time as _time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from alsfrs.bayes.result import BayesResult
 from alsfrs.bayes.result import flat_draws as _flat
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.matrices import as_frame, build_model_matrices
+from alsfrs.threads import sampling_threads
 
 __all__ = ["SamplingWarning", "compare", "fit_bayes", "prior_predictive"]
 
@@ -122,8 +124,8 @@ def fit_bayes(
     target_accept
         NUTS target acceptance rate.
     cores
-        Chains run in parallel (default: min(chains, CPUs)); PyMC keeps BLAS
-        at one thread per chain.
+        Chains run in parallel (default: min(chains, CPUs)). alsfrs keeps BLAS
+        at one thread in every chain (no environment variable needed).
     progressbar
         Show sampling progress.
     time
@@ -149,10 +151,27 @@ def fit_bayes(
     model = build_model(design, pri, family=family, parameterization=parameterization)
     cores = min(chains, os.cpu_count() or 1) if cores is None else cores
     t0 = _time.perf_counter()
-    with model, warnings.catch_warnings():
+    with model, warnings.catch_warnings(), sampling_threads(1), _quick_compile(), \
+            np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        # Early in warm-up, before the step size and mass matrix are adapted, NUTS
+        # proposes points far out (e.g. a log-SD of 700) whose log-density overflows;
+        # the sampler rejects them (a warm-up divergence, not reported). NumPy's notes
+        # about that arithmetic ("invalid value encountered in dot") are not the user's
+        # concern: floating-point notes are off for the sampler's own evaluations only
+        # (this process and the chains forked from it), nothing else is filtered.
+        # BLAS at one thread while sampling, in this process and in every chain: PyMC's
+        # chains on Linux are forked from here and inherit the limit (PyMC applies no
+        # limit to forked chains; spawned/forkserver chains get PyMC's own blas_cores
+        # limit, one thread each, and the environment variables); libraries loaded while
+        # compiling read the variables; nutpie's chains are threads of this process. The
+        # matrices are tiny: more threads only oversubscribe the cores.
         warnings.filterwarnings("ignore", message=".*[Tt]he effective sample size.*")
         warnings.filterwarnings("ignore", message=".*[Rr]hat.*")
         warnings.filterwarnings("ignore", message=".*divergen.*")
+        # the dense mass-matrix adaptation works as documented; PyMC's notice that it
+        # is "experimental" is the one warning silenced here
+        warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental",
+                                category=UserWarning)
         kwargs: dict[str, Any] = dict(draws=draws, tune=tune, chains=chains, cores=cores,
                                       random_seed=seed, progressbar=progressbar,
                                       compute_convergence_checks=False,
@@ -161,7 +180,13 @@ def fit_bayes(
             # few parameters and correlated ones (intercept, slope, SDs): a dense mass
             # matrix halves the leapfrog steps and doubles the ESS (benchmarks/bayes.py)
             kwargs["init"] = "jitter+adapt_full"
+        if sampler == "pymc":
+            # record only the sampled variables; the deterministics (beta, chol, sd, corr)
+            # are computed afterwards, vectorised over draws, without compiling C for them
+            kwargs["var_names"] = [rv.name for rv in model.free_RVs]
         idata = pm.sample(**kwargs)
+        if sampler == "pymc":
+            idata.posterior = _deterministics(idata.posterior, model)
     total = _time.perf_counter() - t0
     # PyMC records the sampling time; external samplers (nutpie) do not, and then the
     # total (compilation included) is reported as sampling time
@@ -177,6 +202,40 @@ def fit_bayes(
     for msg in result.diagnostic_messages():
         warnings.warn(msg, SamplingWarning, stacklevel=2)
     return result
+
+
+@contextlib.contextmanager
+def _quick_compile() -> Iterator[None]:
+    """Compile the model's C code without optimisation (``-O0``, appended to PyTensor's
+    ``gcc__cxxflags``, so these modules are cached apart from optimised ones).
+
+    The heavy work (the collapsed likelihood) is NumPy inside an Op; what PyTensor
+    compiles is the priors' small scalar graph, for which gcc's optimisation costs
+    most of the first fit's wait and gains nothing measurable (docs/benchmarks.md).
+    """
+    import pytensor
+
+    flags = f"{pytensor.config.gcc__cxxflags} -O0".strip()
+    try:
+        ctx = pytensor.config.change_flags(gcc__cxxflags=flags)
+    except Exception:  # pragma: no cover - a PyTensor whose flag is read-only
+        ctx = contextlib.nullcontext()
+    with ctx:
+        yield
+
+
+def _deterministics(posterior: xr.Dataset, model) -> xr.Dataset:
+    """The model's deterministics from the sampled variables, one vectorised pass
+    (PyTensor's Python linker: nothing to compile)."""
+    import pymc as pm
+    from pytensor.compile.mode import Mode
+
+    names = [d.name for d in model.deterministics]
+    if not names:
+        return posterior
+    return pm.compute_deterministics(
+        posterior, var_names=names, model=model, merge_dataset=True, progressbar=False,
+        compile_kwargs={"mode": Mode(linker="py", optimizer="fast_run")})
 
 
 def _augment(idata, design: Design, family: str, parameterization: str, seed: int):
@@ -254,7 +313,7 @@ def prior_predictive(
     frame, design, pri = _prepare(formula, data, priors, time)
     model = build_model(design, pri, family="gaussian", parameterization="collapsed")
     seed = int(np.random.SeedSequence().entropy % (2**31)) if seed is None else seed
-    with model, warnings.catch_warnings():
+    with model, warnings.catch_warnings(), _quick_compile():
         # only parameters are drawn here; the data are generated below in NumPy
         warnings.filterwarnings("ignore", message=".*Potentials.*")
         prior = pm.sample_prior_predictive(draws=draws, random_seed=seed,

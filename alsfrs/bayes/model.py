@@ -14,10 +14,18 @@ latent variables. ``"collapsed"`` integrates the b_i out analytically: with
 
 computed from the per-patient sufficient statistics Z_iᵀZ_i, Z_iᵀX_i, Z_iᵀy_i
 (the same as the mixed-model engine's) and, because every patient shares σ,
-only the overall XᵀX, Xᵀy, yᵀy for Σ r_iᵀ r_i. A_i is inverted in closed form
-(q ≤ 3: intercept, slope, quadratic), batched over patients, so NUTS explores
-only β, Σ and σ and the cost of a gradient does not grow with visits. The form
-stays stable as Σ → 0 (A_i → I).
+only the overall XᵀX, Xᵀy, yᵀy for Σ r_iᵀ r_i. NUTS explores only β, Σ and σ
+and the cost of a gradient does not grow with visits. The form stays stable as
+Σ → 0 (A_i → I).
+
+The likelihood and its gradient are the shared kernel
+:func:`alsfrs.gaussian.marginal_loglik_grad` (NumPy, closed-form q × q algebra
+batched over patients), entered into the PyMC graph as one PyTensor Op
+(:class:`CollapsedLoglik`) whose outputs are the value and the gradient: the
+compiled graph is left with the priors only, so the first fit on a fresh
+machine compiles a few seconds instead of about a minute
+(``docs/benchmarks.md``). ``kernel="graph"`` builds the former all-PyTensor
+graph (kept for the compile-time comparison and as a cross-check).
 """
 
 from __future__ import annotations
@@ -28,12 +36,62 @@ import numpy as np
 import pymc as pm
 import pytensor
 import pytensor.tensor as pt
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
 
 from alsfrs.bayes.priors import Prior, PriorSet
 from alsfrs.errors import Problem, ValidationError
+from alsfrs.gaussian import MarginalKernel
 from alsfrs.matrices import GroupStatistics, ModelMatrices, group_statistics
 
-__all__ = ["Design", "build_model", "make_design"]
+__all__ = ["CollapsedLoglik", "Design", "build_model", "make_design"]
+
+KERNELS = ("op", "graph")
+
+
+class CollapsedLoglik(Op):
+    """PyTensor Op: ``log p(y | β, L, σ)`` with the random effects integrated out.
+
+    Inputs ``beta_c`` (p,), ``L`` (q, q) lower triangular, ``sigma`` (scalar);
+    outputs the log-likelihood and its gradient in each input (NumPy,
+    :class:`alsfrs.gaussian.MarginalKernel`). The gradient of the first
+    output is read from the others, so one call per NUTS step gives both.
+    """
+
+    def __init__(self, stats: GroupStatistics) -> None:
+        self.stats = stats
+        self.kernel = MarginalKernel(stats)
+
+    def make_node(self, beta, L, sigma) -> Apply:
+        beta = pt.as_tensor_variable(beta).astype("float64")
+        L = pt.as_tensor_variable(L).astype("float64")
+        sigma = pt.as_tensor_variable(sigma).astype("float64")
+        outputs = [pt.dscalar(), pt.dvector(), pt.dmatrix(), pt.dscalar()]
+        return Apply(self, [beta, L, sigma], outputs)
+
+    def perform(self, node, inputs, output_storage) -> None:
+        beta, L, sigma = inputs
+        ll, g_beta, g_L, g_sigma = self.kernel(beta, L, float(sigma))
+        output_storage[0][0] = np.asarray(ll, dtype=np.float64)
+        output_storage[1][0] = g_beta
+        output_storage[2][0] = g_L
+        output_storage[3][0] = np.asarray(g_sigma, dtype=np.float64)
+
+    def connection_pattern(self, node):
+        return [[True, False, False, False]] * 3
+
+    def L_op(self, inputs, outputs, output_grads):
+        g = output_grads[0]
+        return [g * outputs[1], g * outputs[2], g * outputs[3]]
+
+    def __eq__(self, other) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __str__(self) -> str:
+        return "CollapsedLoglik"
 
 PARAMETERIZATIONS = ("collapsed", "noncentered")
 FAMILIES = ("gaussian", "student_t")
@@ -190,14 +248,19 @@ def _solve_quad(A, u, q: int):
     return pt.log(det), quad
 
 
-def collapsed_loglik(design: Design, beta_c, L, sigma):
+def collapsed_loglik(design: Design, beta_c, L, sigma, kernel: str = "op"):
     """Marginal log-likelihood summed over patients (random effects integrated out).
+
+    ``kernel="op"`` (default) applies :class:`CollapsedLoglik`; ``"graph"`` writes
+    the same algebra as a PyTensor graph (compiled to C; slow to compile).
 
     For one or two random effects per patient every quantity is written out
     elementwise over patients (the common intercept-and-slope case, and the
     fastest graph); for three, batched tensor products and cofactors are used.
     """
     st = design.stats
+    if kernel == "op":
+        return CollapsedLoglik(st)(beta_c, L, sigma)[0]
     q = design.mm.n_random
     # data enter as shared variables, not literals, so that the compiled C code is
     # reused for every data set of the model's form (no recompilation per cohort)
@@ -238,7 +301,7 @@ def collapsed_loglik(design: Design, beta_c, L, sigma):
 
 
 def build_model(design: Design, priors: PriorSet, *, family: str = "gaussian",
-                parameterization: str = "collapsed") -> pm.Model:
+                parameterization: str = "collapsed", kernel: str = "op") -> pm.Model:
     """The PyMC model for a design; see the module docstring."""
     problems = []
     if family not in FAMILIES:
@@ -256,7 +319,10 @@ def build_model(design: Design, priors: PriorSet, *, family: str = "gaussian",
             message="the Student-t family has no closed-form marginal likelihood: use "
                     "parameterization='noncentered' with family='student_t'"))
     q = design.mm.n_random
-    if parameterization == "collapsed" and q > 3:
+    if kernel not in KERNELS:
+        problems.append(Problem(rule="bad_option", column="kernel",
+                                message=f"kernel must be one of {', '.join(KERNELS)}"))
+    if parameterization == "collapsed" and kernel == "graph" and q > 3:
         problems.append(Problem(rule="bad_option", column="parameterization",
                                 message=f"the collapsed form supports up to 3 random effects per "
                                         f"patient, the formula has {q}"))
@@ -279,7 +345,7 @@ def build_model(design: Design, priors: PriorSet, *, family: str = "gaussian",
         pm.Deterministic("corr", cov / pt.outer(sd, sd), dims=("re_term", "re_term_"))
         sigma = _scalar_rv("sigma", priors.sigma)
         if parameterization == "collapsed":
-            pm.Potential("marginal_loglik", collapsed_loglik(design, beta_c, L, sigma))
+            pm.Potential("marginal_loglik", collapsed_loglik(design, beta_c, L, sigma, kernel))
         else:
             z = pm.Normal("z", 0.0, 1.0, dims=("patient", "re_term"))
             b = pt.dot(z, L.T)
