@@ -124,7 +124,8 @@ def renderer_for(result: Any) -> Renderer:
 
 #: Renderer modules shipped with alsfrs, imported when the first report is built
 #: (one line per result family; a user's own renderer registers itself on import).
-_BUILTIN = ("alsfrs.report.longitudinal", "alsfrs.report.survival", "alsfrs.report.design")
+_BUILTIN = ("alsfrs.report.longitudinal", "alsfrs.report.survival", "alsfrs.report.design",
+            "alsfrs.report.joint")
 _loaded = False
 
 

@@ -1,0 +1,403 @@
+"""The joint longitudinal-survival model: algebra, bad input, a small fit, persistence.
+
+Recovery of the truth on 1,000 simulated patients, agreement with JMbayes2 and SBC
+are in tests/test_joint_validation.py (the large ones marked slow).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, stats
+
+import alsfrs
+from alsfrs.joint.design import SurvivalData, make_joint_design
+from alsfrs.joint.fit import prepare_joint
+from alsfrs.joint.hazard import BaselineSpec, cumulative_hazard, latent_effects_np, log_hazard
+
+LONG = "alsfrs_r ~ months * (anxiolytic + antidepressant) + onset_site + (months | patient_id)"
+SURV = ("Surv(months_to_death_imv, death_imv) ~ anxiolytic + antidepressant + onset_site"
+        " + age_at_dx")
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return alsfrs.simulate_cohort(120, seed=5)
+
+
+@pytest.fixture(scope="module")
+def design(cohort):
+    return prepare_joint(LONG, SURV, cohort)[2]
+
+
+def _spec(kind="piecewise", closed=True, n=7, knots=(0.0, 5.0, 12.0, 20.0, np.inf)):
+    return BaselineSpec(kind=kind, knots=np.array(knots), t_scale=15.0, association="value",
+                        closed_form=closed, quadrature_nodes=n)
+
+
+# -- the cumulative hazard ---------------------------------------------------------------
+def test_closed_form_matches_quadrature_and_scipy():
+    rng = np.random.default_rng(1)
+    D, G = 3, 40
+    coef = [rng.normal(38, 5, (D, G)), rng.normal(-1, 0.7, (D, G))]
+    coef[1][0, :5] = 0.0  # c = 0 exactly: the series branch
+    coef[1][0, 5:10] = 1e-7
+    alpha = rng.normal(-0.1, 0.02, (D, 1))
+    eta = rng.normal(0, 0.3, (D, G)) + alpha * (coef[0] - 35)
+    base = rng.normal(-4, 0.3, (D, 4))
+    times = np.array([0.0, 3.0, 5.0, 11.9, 30.0, 55.0])
+    closed = cumulative_hazard(_spec(), times, coef, eta, alpha, None, base)
+    quad = cumulative_hazard(_spec(closed=False, n=15), times, coef, eta, alpha, None, base)
+    np.testing.assert_allclose(closed, quad, rtol=1e-10, atol=1e-14)
+    # an independent integral of the hazard for one patient and draw
+    for d, g in [(0, 0), (0, 7), (2, 33)]:
+        def h(t, d=d, g=g):
+            return np.exp(log_hazard(_spec(), np.array([t]), [coef[0][d:d + 1, g:g + 1],
+                                                              coef[1][d:d + 1, g:g + 1]],
+                                     eta[d:d + 1, g:g + 1], alpha[d:d + 1], None,
+                                     base[d:d + 1]))[0, 0]
+        ref = sum(integrate.quad(h, a, b, epsabs=1e-13, epsrel=1e-12)[0]
+                  for a, b in [(0, 5), (5, 12), (12, 20), (20, 30)])
+        assert closed[d, g, 4] == pytest.approx(ref, rel=1e-9)
+
+
+def test_weibull_quadrature_converges():
+    """Gauss-Legendre over the pieces: 7 nodes per piece agree with 60 to 0.2% (the
+    Weibull hazard t^(k-1) is not smooth at 0, so the first piece converges slowly;
+    later pieces to 1e-6)."""
+    rng = np.random.default_rng(2)
+    coef = [rng.normal(38, 5, (2, 10)), rng.normal(-1, 0.5, (2, 10))]
+    alpha = np.full((2, 1), -0.08)
+    eta = alpha * (coef[0] - 35)
+    base = np.array([[-3.5, np.log(1.3)], [-3.8, np.log(0.9)]])
+    t = np.array([2.0, 17.0, 44.0])
+    lo = cumulative_hazard(_spec("weibull", False, 7), t, coef, eta, alpha, None, base)
+    hi = cumulative_hazard(_spec("weibull", False, 60), t, coef, eta, alpha, None, base)
+    np.testing.assert_allclose(lo, hi, rtol=2e-3)
+    # beyond the first piece the increments agree closely
+    np.testing.assert_allclose(lo[..., 2] - lo[..., 1], hi[..., 2] - hi[..., 1], rtol=1e-6)
+
+
+# -- the reparameterised random effects ------------------------------------------------------
+def test_reparameterisation_identity(design):
+    """log p(y|b) + log p(b) + log|db/dz| = collapsed log p(y) + log N(z; 0, I), per patient."""
+    jd = design
+    mm = jd.long.mm
+    rng = np.random.default_rng(3)
+    beta = np.linalg.lstsq(mm.X, mm.y, rcond=None)[0] + rng.normal(0, 0.1, mm.n_fixed)
+    chol = np.array([[[5.0, 0.0], [-0.2, 0.6]]])
+    sigma = np.array([1.7])
+    G, q = mm.n_groups, mm.n_random
+    z = rng.standard_normal((1, G, q))
+    beta_c = jd.long.center(beta[None])
+    b = latent_effects_np(jd.long.stats, beta_c, chol, sigma, z)[0]
+    from alsfrs.bayes.posterior import marginal_loglik
+
+    marg = marginal_loglik(jd.long, beta[None], chol, sigma)[0]
+    Sigma = chol[0] @ chol[0].T
+    for g in [0, 17, G - 1]:
+        rows = mm.group == g
+        resid = mm.y[rows] - mm.X[rows] @ beta - mm.Z[rows] @ b[g]
+        lhs = (stats.norm.logpdf(resid, scale=sigma[0]).sum()
+               + stats.multivariate_normal.logpdf(b[g], cov=Sigma))
+        # Jacobian of z -> b: the Cholesky factor of the conditional covariance
+        Zi = mm.Z[rows]
+        cond_cov = np.linalg.inv(Zi.T @ Zi / sigma[0] ** 2 + np.linalg.inv(Sigma))
+        jac = 0.5 * np.linalg.slogdet(cond_cov)[1]
+        rhs = marg[g] + stats.norm.logpdf(z[0, g]).sum()
+        assert lhs + jac == pytest.approx(rhs, abs=1e-8)
+
+
+def test_pytensor_model_matches_numpy(design):
+    """The sampled log density equals the NumPy algebra used for the posterior."""
+    from alsfrs.bayes.posterior import marginal_loglik
+    from alsfrs.joint.model import build_joint_model
+    from alsfrs.joint.priors import resolve_joint_priors
+    from alsfrs.joint.result import survival_loglik_np
+
+    jd = design
+    mm = jd.long.mm
+    pri = resolve_joint_priors(None, fixed_names=mm.fixed_names, random_names=mm.random_names,
+                               blocks=mm.blocks, y=mm.y, time="months",
+                               surv_names=jd.surv.names, response="alsfrs_r", log_rate=-3.5)
+    model = build_joint_model(jd, pri)
+    ip = model.initial_point()
+    rng = np.random.default_rng(4)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in ip.items()}
+    point["alpha"] = np.array(-0.08)
+    outs = model.replace_rvs_by_values(
+        [model["beta"], model["chol"], model["sigma"], model["gamma"], model["alpha"],
+         model["log_h0"], model["z"], *model.potentials])
+    f = model.compile_fn(outs, inputs=model.value_vars, point_fn=True)
+    beta, chol, sigma, gamma, alpha, log_h0, z, p_long, p_surv = f(point)
+    b = latent_effects_np(jd.long.stats, jd.long.center(beta[None]), chol[None],
+                          np.array([sigma]), z[None])
+    ll_s = survival_loglik_np(jd, jd.long.center(beta[None]), b, gamma[None],
+                              np.array([alpha]), None, log_h0[None])
+    ll_l = marginal_loglik(jd.long, beta[None], chol[None], np.array([sigma]))
+    assert float(p_surv) == pytest.approx(ll_s.sum(), rel=1e-10)
+    assert float(p_long) == pytest.approx(ll_l.sum(), rel=1e-10)
+
+
+@pytest.mark.parametrize(("baseline", "association"), [("weibull", "value+slope"),
+                                                       ("spline", "value+slope")])
+def test_other_options_match_numpy(cohort, baseline, association):
+    """Weibull baseline and the value+slope association: the sampled survival log density
+    equals the NumPy algebra (used for the posterior and predictions)."""
+    from alsfrs.joint.model import build_joint_model
+    from alsfrs.joint.priors import resolve_joint_priors
+    from alsfrs.joint.result import survival_loglik_np
+
+    jd = prepare_joint(LONG, SURV, cohort, baseline=baseline, association=association)[2]
+    mm = jd.long.mm
+    pri = resolve_joint_priors(None, fixed_names=mm.fixed_names, random_names=mm.random_names,
+                               blocks=mm.blocks, y=mm.y, time="months",
+                               surv_names=jd.surv.names, response="alsfrs_r", log_rate=-3.5)
+    model = build_joint_model(jd, pri)
+    rng = np.random.default_rng(8)
+    point = {k: v + rng.normal(0, 0.2, np.shape(v)) for k, v in model.initial_point().items()}
+    point["alpha"] = np.array(-0.08)
+    point["alpha_slope"] = np.array(0.3)
+    base_vars = ["log_rate", "log_shape"] if baseline == "weibull" else ["log_h0"]
+    outs = model.replace_rvs_by_values(
+        [model["beta"], model["chol"], model["sigma"], model["gamma"], model["alpha"],
+         model["alpha_slope"], model["z"], *[model[v] for v in base_vars],
+         model.potentials[1]])
+    vals = model.compile_fn(outs, inputs=model.value_vars, point_fn=True)(point)
+    beta, chol, sigma, gamma, alpha, alpha_s, z, *base, p_surv = vals
+    base = np.stack(base)[None] if baseline == "weibull" else base[0][None]
+    b = latent_effects_np(jd.long.stats, jd.long.center(beta[None]), chol[None],
+                          np.array([sigma]), z[None])
+    ll = survival_loglik_np(jd, jd.long.center(beta[None]), b, gamma[None], np.array([alpha]),
+                            np.array([alpha_s]), base)
+    assert np.isfinite(float(p_surv))
+    assert float(p_surv) == pytest.approx(ll.sum(), rel=1e-10)
+    assert np.all(np.isfinite(model.compile_dlogp()(point)))
+
+
+@pytest.mark.parametrize("baseline", ["piecewise", "spline"])
+def test_quadrature_model_matches_closed_form(cohort, baseline):
+    """Same log density whether the cumulative hazard is integrated or in closed form."""
+    from alsfrs.joint.model import build_joint_model
+    from alsfrs.joint.priors import resolve_joint_priors
+
+    vals = []
+    for quad in (False, True):
+        jd = prepare_joint(LONG, SURV, cohort, quadrature=quad, quadrature_nodes=12,
+                           baseline=baseline)[2]
+        assert jd.closed_form is (not quad)
+        mm = jd.long.mm
+        pri = resolve_joint_priors(None, fixed_names=mm.fixed_names,
+                                   random_names=mm.random_names, blocks=mm.blocks, y=mm.y,
+                                   time="months", surv_names=jd.surv.names,
+                                   response="alsfrs_r", log_rate=-3.5)
+        model = build_joint_model(jd, pri)
+        ip = model.initial_point()
+        point = {k: v + 0.1 for k, v in ip.items()}
+        vals.append(model.compile_logp()(point))
+    assert vals[0] == pytest.approx(vals[1], rel=1e-9)
+
+
+def test_trajectory_polynomial(design, cohort):
+    """m_i(t) read off the formula reproduces X β at every visit; degree 2 with I(t^2)."""
+    jd = design
+    assert jd.degree == 1
+    frame = cohort.to_frame()
+    jd2 = prepare_joint("alsfrs_r ~ months + I(months^2) + anxiolytic + (months | patient_id)",
+                        SURV, frame, patients=cohort.patients)[2]
+    assert jd2.degree == 2 and not jd2.closed_form
+    mm = jd2.long.mm
+    t = frame["months"].to_numpy()
+    Xhat = sum(t[:, None] ** d * jd2.P[d][mm.group] for d in range(3)) + jd2.long.xbar
+    np.testing.assert_allclose(Xhat, mm.X, atol=1e-10)
+
+
+# -- bad input -------------------------------------------------------------------------------
+def _frames(cohort):
+    visits = cohort.to_frame()
+    pats = cohort.patients.reset_index()
+    return visits, pats
+
+
+def _rules(excinfo):
+    return {p.rule for p in excinfo.value.problems}
+
+
+def test_visit_after_event(cohort):
+    visits, pats = _frames(cohort)
+    pid = pats.loc[pats.death_imv == 1, "patient_id"].iloc[0]
+    pats.loc[pats.patient_id == pid, "months_to_death_imv"] = 0.01
+    with pytest.raises(alsfrs.ValidationError) as e:
+        alsfrs.fit_joint(LONG, SURV, visits, patients=pats)
+    assert "visit_after_event" in _rules(e)
+    assert any(p.patient == pid for p in e.value.problems)
+
+
+def test_event_without_visits(cohort):
+    visits, pats = _frames(cohort)
+    pid = pats.loc[pats.death_imv == 1, "patient_id"].iloc[0]
+    visits = visits[visits.patient_id != pid]
+    with pytest.raises(alsfrs.ValidationError) as e:
+        alsfrs.fit_joint(LONG, SURV, visits, patients=pats)
+    assert _rules(e) == {"no_visits"}
+    assert "event" in str(e.value)
+
+
+def test_missing_survival_covariate(cohort):
+    visits, pats = _frames(cohort)
+    pats.loc[[3, 7], "age_at_dx"] = np.nan
+    with pytest.raises(alsfrs.ValidationError) as e:
+        alsfrs.fit_joint(LONG, SURV, visits, patients=pats)
+    assert _rules(e) == {"missing_values"}
+    assert len(e.value.problems) == 2
+    with pytest.raises(alsfrs.ValidationError) as e:
+        alsfrs.fit_joint(LONG, SURV.replace("age_at_dx", "bmi"), visits, patients=pats)
+    assert _rules(e) == {"unknown_column"}
+
+
+def test_bad_options_and_formulas(cohort):
+    with pytest.raises(alsfrs.ValidationError, match="Surv"):
+        alsfrs.fit_joint(LONG, "months_to_death_imv ~ anxiolytic", cohort)
+    with pytest.raises(alsfrs.ValidationError, match="association"):
+        alsfrs.fit_joint(LONG, SURV, cohort, association="shared")
+    with pytest.raises(alsfrs.ValidationError, match="draws"):
+        alsfrs.fit_joint(LONG, SURV, cohort, draws=0)
+    with pytest.raises(alsfrs.ValidationError, match="no survival parameter"):
+        alsfrs.fit_joint(LONG, SURV, cohort, priors={"survival": {"lithium": ("normal", 0, 1)}})
+
+
+def test_time_varying_covariate_refused(cohort):
+    visits, pats = _frames(cohort)
+    visits["bmi"] = np.random.default_rng(0).normal(25, 3, len(visits))
+    with pytest.raises(alsfrs.ValidationError) as e:
+        prepare_joint("alsfrs_r ~ months + bmi + (months | patient_id)", SURV, visits,
+                      patients=pats)
+    assert _rules(e) == {"time_varying_covariate"}
+
+
+def test_design_from_arrays():
+    """The engine runs on arrays too: a SurvivalData and a visits frame."""
+    rng = np.random.default_rng(0)
+    n = 30
+    frame = pd.DataFrame({"pid": np.repeat(np.arange(n), 3), "t": np.tile([0.0, 3.0, 6.0], n)})
+    frame["y"] = 40 - frame["t"] + rng.normal(0, 1, len(frame))
+    surv = SurvivalData(time=np.full(n, 10.0), event=(rng.random(n) < 0.5).astype(float),
+                        W=np.zeros((n, 0)), names=())
+    jd = make_joint_design("y ~ t + (t | pid)", frame, surv, time="t", n_pieces=3)
+    assert jd.closed_form and jd.n_pieces >= 1
+    _, dl = jd.exposure()
+    np.testing.assert_allclose(dl.sum(axis=1), 10.0)
+
+
+# -- a small fit ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_fit(cohort):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return alsfrs.fit_joint(LONG, SURV, cohort, draws=100, tune=150, chains=2, seed=7,
+                                progressbar=False)
+
+
+def test_hazard_ratio_table(small_fit):
+    hr = small_fit.hazard_ratios()
+    assert list(hr.index) == ["anxiolytic", "antidepressant", "onset_sitebulbar", "age_at_dx",
+                              "value(alsfrs_r)"]
+    assert list(hr.columns) == ["log_hr_mean", "log_hr_sd", "hr", "hr_lower_95", "hr_upper_95",
+                                "prob_hr_gt_1", "r_hat", "ess_bulk"]
+    a = small_fit.draws("alpha")
+    assert hr.loc["value(alsfrs_r)", "hr"] == pytest.approx(np.exp(np.median(a)))
+    assert (hr.hr_lower_95 < hr.hr).all() and (hr.hr < hr.hr_upper_95).all()
+    assert "point lost raises the hazard" in hr.attrs["per_point_lost"]
+    assert small_fit.idata.posterior["patient_effects"].shape[2:] == (120, 2)
+    assert small_fit.idata.log_likelihood["joint_by_patient"].shape[2] == 120
+
+
+def test_contract(small_fit):
+    from alsfrs.results import DIAGNOSTIC_COLUMNS, Result, result_type
+
+    assert isinstance(small_fit, Result) and result_type("joint") is type(small_fit)
+    s = small_fit.summary()
+    assert {"longitudinal", "survival", "baseline"} == set(s.index.get_level_values(0))
+    assert {"hdi_lower_95", "hdi_upper_95", "r_hat", "ess_bulk"} <= set(s.columns)
+    d = small_fit.diagnostics()
+    assert tuple(d.columns) == DIAGNOSTIC_COLUMNS
+    assert small_fit.model_spec.seed == 7
+    text = str(small_fit)
+    assert "Hazard ratios" in text and "value(alsfrs_r)" in text
+    assert "<table" in small_fit._repr_html_()
+    ee = small_fit.exposure_effects()
+    assert list(ee.index) == ["anxiolytic", "antidepressant"]
+
+
+def test_same_seed_same_draws(cohort, small_fit):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = alsfrs.fit_joint(LONG, SURV, cohort, draws=100, tune=150, chains=2, seed=7,
+                                 progressbar=False, cores=1)
+    np.testing.assert_array_equal(again.draws("gamma"), small_fit.draws("gamma"))
+    np.testing.assert_array_equal(again.draws("patient_effects"),
+                                  small_fit.draws("patient_effects"))
+
+
+def test_convergence_warnings_not_silent(cohort):
+    from alsfrs.bayes import SamplingWarning
+
+    with pytest.warns(SamplingWarning, match="ESS"):
+        alsfrs.fit_joint(LONG, SURV, cohort, draws=20, tune=30, chains=2, seed=1,
+                         progressbar=False)
+
+
+def test_dynamic_prediction(small_fit, cohort):
+    frame = cohort.to_frame()
+    pid = cohort.patients.index[(cohort.patients.n_visits >= 4)][0]
+    hist = frame[frame.patient_id == pid].iloc[:3]
+    t_last = hist.months.max()
+    pred = small_fit.predict_survival(hist, t_last + np.array([0.0, 3, 6, 12, 24]), seed=1)
+    assert list(pred.columns) == ["patient_id", "time", "landmark", "mean", "median",
+                                  "lower_95", "upper_95"]
+    assert pred["mean"].iloc[0] == pytest.approx(1.0)
+    assert np.all(np.diff(pred["median"]) <= 1e-12)
+    assert ((pred.lower_95 <= pred["median"]) & (pred["median"] <= pred.upper_95)).all()
+    assert (pred.upper_95 <= 1 + 1e-12).all() and (pred.lower_95 >= 0).all()
+    # a worse history (lower scores) predicts a lower survival: α < 0 in the fit
+    worse = hist.assign(alsfrs_r=hist.alsfrs_r - 10)
+    pw = small_fit.predict_survival(worse, t_last + np.array([12.0]), seed=1)
+    pb = small_fit.predict_survival(hist, t_last + np.array([12.0]), seed=1)
+    assert pw["mean"].iloc[0] < pb["mean"].iloc[0]
+    # same seed, same numbers
+    pd.testing.assert_frame_equal(pb, small_fit.predict_survival(hist, t_last + np.array([12.0]),
+                                                                 seed=1))
+
+
+def test_save_load_round_trip(small_fit, tmp_path):
+    """Saved and loaded through alsfrs.load_result: every number bit for bit."""
+    path = small_fit.save(tmp_path / "joint.zip")
+    back = alsfrs.load_result(path)
+    assert type(back) is type(small_fit)
+    pd.testing.assert_frame_equal(back.summary(), small_fit.summary(), check_exact=True)
+    pd.testing.assert_frame_equal(back.hazard_ratios(), small_fit.hazard_ratios(),
+                                  check_exact=True)
+    np.testing.assert_array_equal(back.draws("patient_effects"),
+                                  small_fit.draws("patient_effects"))
+    np.testing.assert_array_equal(back.design.long.mm.X, small_fit.design.long.mm.X)
+    np.testing.assert_array_equal(back.design.surv.W, small_fit.design.surv.W)
+    np.testing.assert_array_equal(back.design.knots, small_fit.design.knots)
+    assert back.model_spec.settings == small_fit.model_spec.settings
+    assert back.timing == small_fit.timing
+
+
+def test_report(small_fit, cohort, tmp_path):
+    """The joint renderer: HR table with truth, α in words, figures, no patient ids."""
+    path = alsfrs.write_report({"joint": small_fit}, tmp_path / "r.html", cohort)
+    text = path.read_text()
+    assert "joint model — survival" in text and "value(alsfrs_r)" in text
+    assert "point lost" in text and "hr_truth" in text
+    assert "example patient (pseudonymised)" in text or "dynamic prediction" in text
+    assert text.count("<img") >= 2
+    ids = set(cohort.patients.index)
+    assert not any(f">{p}<" in text for p in ids)
