@@ -277,6 +277,28 @@ def _effects_text(eff: pd.DataFrame, truth: dict | None) -> pd.DataFrame:
     return shown
 
 
+#: The demo's survival model: death or invasive ventilation from diagnosis.
+DEMO_SURVIVAL = ("Surv(months_to_death_imv, death_imv) ~ anxiolytic + hypnotic + antidepressant"
+                 " + age_at_dx + onset_site")
+
+
+def _hazard_text(hr: Any, truth: dict) -> Any:
+    """The joint model's hazard ratios beside the simulated truth, as text columns."""
+    import math
+
+    import pandas as pd
+
+    lo, hi = [c for c in hr.columns if c.startswith(("hr_lower", "hr_upper"))]
+    true = dict(truth.get("exposure_hazard_ratios", {}))
+    per_point = truth.get("survival", {}).get("hazard_ratio_per_point")
+    if per_point:  # the simulator's HR per point *lost*: per point of current value, inverted
+        true[next(t for t in hr.index if t.startswith("value("))] = 1 / float(per_point)
+    rows = {t: {"HR": f"{r['hr']:.2f}", "95% interval": f"{r[lo]:.2f} to {r[hi]:.2f}",
+                "truth": (f"{true[t]:.3f}" if t in true and not math.isnan(true[t]) else "")}
+            for t, r in hr.iterrows()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     import warnings
 
@@ -290,6 +312,7 @@ def _demo(args: argparse.Namespace) -> int:
     import warnings
 
     from alsfrs.bayes import SamplingWarning
+    from alsfrs.joint import fit_joint
     from alsfrs.report.html import write_report
     from alsfrs.report.tables import effect_sizes
     from alsfrs.spec import load_spec
@@ -297,10 +320,10 @@ def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     t0 = time.perf_counter()
     print(f"alsfrs demo: a registry-like cohort of {args.n_patients} patients (seed {args.seed})")
-    print(f"[1/5] simulating -> {out}/")
+    print(f"[1/6] simulating -> {out}/")
     ns = argparse.Namespace(n_patients=args.n_patients, seed=args.seed, out=str(out))
     cmd_simulate(ns)
-    print("\n[2/5] validating the simulated files")
+    print("\n[2/6] validating the simulated files")
     cohort, failures = _validate(str(out / "visits.csv"), str(out / "patients.csv"),
                                  str(out / "dispensings.csv"), "raise")
     if failures:  # pragma: no cover - the simulator writes valid files
@@ -314,7 +337,7 @@ def _demo(args: argparse.Namespace) -> int:
     slope_truth = truth["exposure_slope_effects"]
 
     lmm_spec = load_spec("linear_slope")
-    print(f"\n[3/5] linear mixed model ({lmm_spec.name}): {lmm_spec.formula}")
+    print(f"\n[3/6] linear mixed model ({lmm_spec.name}): {lmm_spec.formula}")
     t = time.perf_counter()
     lmm = lmm_spec.fit_model(cohort)
     print(f"fitted in {time.perf_counter() - t:.2f} s; exposure effects on the slope:")
@@ -322,7 +345,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     bayes_spec = load_spec("bayes_slope")
     draws = args.draws or bayes_spec.fit.get("draws", 1000)
-    print(f"\n[4/5] Bayesian model ({bayes_spec.name}, collapsed): {draws} draws x "
+    print(f"\n[4/6] Bayesian model ({bayes_spec.name}, collapsed): {draws} draws x "
           f"{bayes_spec.fit.get('chains', 2)} chains")
     t = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -336,13 +359,31 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"sampled in {time.perf_counter() - t:.1f} s; exposure effects on the slope:")
     _print_table(_effects_text(effect_sizes(bayes), slope_truth))
 
-    print("\n[5/5] saving the fits and writing the report")
+    joint_draws = args.draws or 500
+    print(f"\n[5/6] joint model of ALSFRS-R and death or invasive ventilation: "
+          f"{joint_draws} draws x 2 chains")
+    t = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SamplingWarning)
+        joint = fit_joint(lmm_spec.formula, DEMO_SURVIVAL, cohort, seed=args.seed,
+                          draws=joint_draws, tune=joint_draws, progressbar=not args.quiet)
+    for w in caught:
+        if issubclass(w.category, SamplingWarning):
+            print(f"warning: {w.message}")
+    print(f"sampled in {time.perf_counter() - t:.1f} s; hazard ratios (death or IMV):")
+    _print_table(_hazard_text(joint.hazard_ratios(), truth))
+    print(joint.association_in_words())
+
+    print("\n[6/6] saving the fits and writing the report")
     lmm.save(out / "fit_lmm.zip")
     bayes.save(out / "fit_bayes.zip")
-    report = write_report({"Mixed model (REML)": lmm, "Bayesian (collapsed)": bayes},
+    joint.save(out / "fit_joint.zip")
+    report = write_report({"Mixed model (REML)": lmm, "Bayesian (collapsed)": bayes,
+                           "Joint model": joint},
                           out / "report.html", cohort=cohort,
-                          title="alsfrs demo: psychiatric drug use and ALSFRS-R decline")
-    for name in ("fit_lmm.zip", "fit_bayes.zip"):
+                          title="alsfrs demo: psychiatric drug use, ALSFRS-R decline and "
+                                "survival")
+    for name in ("fit_lmm.zip", "fit_bayes.zip", "fit_joint.zip"):
         print(f"  wrote {out / name}")
     print(f"  wrote {report}")
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")

@@ -63,7 +63,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "linear mixed model" in text and "Bayesian model" in text
     assert "antidepressant" in text and "truth" in text and "done in" in text
-    for name in ("report.html", "fit_lmm.zip", "fit_bayes.zip", "truth.json"):
+    assert "joint model" in text and "value(alsfrs_r)" in text and "hazard ratios" in text
+    for name in ("report.html", "fit_lmm.zip", "fit_bayes.zip", "fit_joint.zip", "truth.json"):
         assert (out / name).exists()
     html = (out / "report.html").read_text()
     assert "Simulated truth" in html and "Bayesian (collapsed)" in html
