@@ -25,8 +25,14 @@ import pandas as pd
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.matrices import ModelMatrices
 
-__all__ = ["EFFECT_COLUMNS", "ExposureContrast", "exposure_contrasts", "time_derivative",
-           "time_derivative_rows"]
+__all__ = [
+    "EFFECT_COLUMNS",
+    "ExposureContrast",
+    "effects_from_draws",
+    "exposure_contrasts",
+    "time_derivative",
+    "time_derivative_rows",
+]
 
 #: Columns shared by every engine's ``exposure_effects()``.
 EFFECT_COLUMNS = [
@@ -136,3 +142,30 @@ def exposure_contrasts(
         L = (sums[has] / counts[has, None]).mean(axis=0)
         out.append(ExposureContrast(e, interactions[e], names.index(interactions[e]), L))
     return out
+
+
+def effects_from_draws(contrasts: Sequence[ExposureContrast], beta: np.ndarray, level: float,
+                       margin: float) -> pd.DataFrame:
+    """Exposure effects from posterior draws of the fixed effects (draws × terms).
+
+    Posterior means, SDs and equal-tailed intervals at ``level`` of the difference
+    in decline and of the % faster decline, plus ``prob_faster`` (posterior
+    probability that the exposure speeds decline) and ``prob_faster_by_margin``
+    (by more than ``margin`` points per time unit). Shared by every posterior engine.
+    """
+    a = (1 - level) / 2
+    rows = []
+    for c in contrasts:
+        diff = beta[:, c.index]
+        ref = beta @ c.reference
+        pct = -100.0 * diff / np.abs(ref)
+        dlo, dhi = np.quantile(diff, [a, 1 - a])
+        plo, phi = np.quantile(pct, [a, 1 - a])
+        rows.append({"exposure": c.exposure, "term": c.term, "difference": diff.mean(),
+                     "std_error": diff.std(ddof=1), "ci_lower": dlo, "ci_upper": dhi,
+                     "reference_slope": ref.mean(), "percent_faster": pct.mean(),
+                     "percent_lower": plo, "percent_upper": phi,
+                     "prob_faster": float((diff < 0).mean()),
+                     "prob_faster_by_margin": float((diff < -margin).mean())})
+    return pd.DataFrame(rows, columns=["exposure", *EFFECT_COLUMNS, "prob_faster",
+                                       "prob_faster_by_margin"]).set_index("exposure")

@@ -13,7 +13,7 @@ import pandas as pd
 from alsfrs import azcompat
 from alsfrs.bayes.model import Design
 from alsfrs.bayes.priors import PriorSet
-from alsfrs.effects import EFFECT_COLUMNS, exposure_contrasts
+from alsfrs.effects import effects_from_draws, exposure_contrasts
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.longitudinal import LongitudinalResult, interval_columns
 from alsfrs.matrices import as_frame
@@ -205,23 +205,7 @@ class BayesResult(LongitudinalResult):
             raise ValidationError(Problem(rule="invalid_level", message="level must be in (0, 1)"))
         t = self.time if time is None else time
         contrasts = exposure_contrasts(self.design.mm, self._data, exposures, t)
-        beta = self.draws("beta")
-        a = (1 - level) / 2
-        rows = []
-        for c in contrasts:
-            diff = beta[:, c.index]
-            ref = beta @ c.reference
-            pct = -100.0 * diff / np.abs(ref)
-            dlo, dhi = np.quantile(diff, [a, 1 - a])
-            plo, phi = np.quantile(pct, [a, 1 - a])
-            rows.append({"exposure": c.exposure, "term": c.term, "difference": diff.mean(),
-                         "std_error": diff.std(ddof=1), "ci_lower": dlo, "ci_upper": dhi,
-                         "reference_slope": ref.mean(), "percent_faster": pct.mean(),
-                         "percent_lower": plo, "percent_upper": phi,
-                         "prob_faster": float((diff < 0).mean()),
-                         "prob_faster_by_margin": float((diff < -margin).mean())})
-        out = pd.DataFrame(rows, columns=["exposure", *EFFECT_COLUMNS, "prob_faster",
-                                          "prob_faster_by_margin"]).set_index("exposure")
+        out = effects_from_draws(contrasts, self.draws("beta"), level, margin)
         out.attrs.update({"level": level, "margin": margin, "time": t})
         return out
 

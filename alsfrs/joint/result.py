@@ -12,7 +12,7 @@ import xarray as xr
 
 from alsfrs import azcompat
 from alsfrs.bayes.result import ESS_MIN, RHAT_MAX, flat_draws
-from alsfrs.effects import EFFECT_COLUMNS, exposure_contrasts
+from alsfrs.effects import effects_from_draws, exposure_contrasts
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.joint.design import JointDesign
 from alsfrs.joint.hazard import BaselineSpec, cumulative_hazard, latent_effects_np, log_hazard
@@ -294,23 +294,7 @@ class JointResult(Result):
         mm = self.design.long.mm
         contrasts = exposure_contrasts(mm, self.visits.reset_index(drop=True), exposures,
                                        self.time)
-        beta = self.draws("beta")
-        a = (1 - level) / 2
-        rows = []
-        for c in contrasts:
-            diff = beta[:, c.index]
-            ref = beta @ c.reference
-            pct = -100.0 * diff / np.abs(ref)
-            dlo, dhi = np.quantile(diff, [a, 1 - a])
-            plo, phi = np.quantile(pct, [a, 1 - a])
-            rows.append({"exposure": c.exposure, "term": c.term, "difference": diff.mean(),
-                         "std_error": diff.std(ddof=1), "ci_lower": dlo, "ci_upper": dhi,
-                         "reference_slope": ref.mean(), "percent_faster": pct.mean(),
-                         "percent_lower": plo, "percent_upper": phi,
-                         "prob_faster": float((diff < 0).mean()),
-                         "prob_faster_by_margin": float((diff < -margin).mean())})
-        out = pd.DataFrame(rows, columns=["exposure", *EFFECT_COLUMNS, "prob_faster",
-                                          "prob_faster_by_margin"]).set_index("exposure")
+        out = effects_from_draws(contrasts, self.draws("beta"), level, margin)
         out.attrs.update({"level": level, "margin": margin, "time": self.time})
         return out
 
