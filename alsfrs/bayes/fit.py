@@ -27,6 +27,7 @@ from alsfrs.bayes.result import flat_draws as _flat
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.matrices import as_frame, build_model_matrices
 from alsfrs.threads import sampling_threads
+from alsfrs.timeaxis import time_variable
 
 __all__ = ["SamplingWarning", "compare", "fit_bayes", "prior_predictive"]
 
@@ -39,12 +40,8 @@ class SamplingWarning(UserWarning):
 
 
 def _time_variable(mm, time: str | None) -> str:
-    if time is not None:
-        return time
-    for name in mm.random_names:
-        if name != "(Intercept)" and name in mm.variables:
-            return name
-    return "months"
+    """The model's time variable: the one chooser of :mod:`alsfrs.timeaxis`."""
+    return time_variable(mm.variables, mm.random_names, time)
 
 
 def _prepare(formula: str, data: Any, priors, time: str | None):
