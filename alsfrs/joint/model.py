@@ -44,7 +44,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from alsfrs.bayes.priors import Prior
-from alsfrs.joint.design import JointDesign
+from alsfrs.joint.design import JointDesign, gauss_legendre
 from alsfrs.joint.priors import JointPriors, shared_name
 
 __all__ = ["build_joint_model", "phi"]
@@ -191,7 +191,9 @@ def pspline_log_h0(jd: JointDesign, theta, t: np.ndarray):
     patients who pass them), then gathered."""
     uniq, inv = np.unique(np.asarray(t, dtype=float), return_inverse=True)
     lh = pt.dot(_shared(jd.pspline.basis(uniq)), theta)
-    return lh[inv.reshape(np.shape(t))]
+    # a 1-d gather (its gradient is a fast 1-d scatter-add), then the shape of t
+    idx = pytensor.shared(inv.ravel().astype("int64"))
+    return lh[idx].reshape(np.shape(t))
 
 
 def survival_loglik(jd: JointDesign, coef, gamma, alpha, alpha_s, base, b=None,
@@ -280,24 +282,55 @@ def survival_loglik(jd: JointDesign, coef, gamma, alpha, alpha_s, base, b=None,
             total = cs
         H = pt.sum(pt.exp(b0 + eta[:, None] + cs * lo) * dl * phi(total * dl), axis=1)
     else:
-        tn, wn = jd.nodes()
-        n = jd.quadrature_nodes
-        used = np.flatnonzero(jd.exposure()[1].max(axis=0) > 0)
-        piece = np.repeat(used, n)
-        if jd.baseline == "spline":
-            lh = log_h0(tn, piece[None, :])
-        elif jd.baseline == "piecewise":
-            lh = log_h0(tn, piece)[None, :]
-        else:
-            lh = log_h0(tn, piece)
+        if not shared:
+            tn, wn = jd.nodes()
+            n = jd.quadrature_nodes
+            used = np.flatnonzero(jd.exposure()[1].max(axis=0) > 0)
+            piece = np.repeat(used, n)
+            if jd.baseline == "spline":
+                lh = log_h0(tn, piece[None, :])
+            elif jd.baseline == "piecewise":
+                lh = log_h0(tn, piece)[None, :]
+            else:
+                lh = log_h0(tn, piece)
         if shared:
-            H = pt.exp(eta) * pt.sum(_shared(wn) * pt.exp(lh), axis=1)
+            H = pt.exp(eta) * baseline_cumulative_quadrature(jd, log_h0)
         else:
             cg = [c[:, None] for c in coef]
             log_h = lh + eta[:, None] + traj(cg, tn)
             H = pt.sum(_shared(wn) * pt.exp(log_h), axis=1)
     ll = -H
     return pt.inc_subtensor(ll[ev], log_h_event)
+
+
+def baseline_cumulative_quadrature(jd: JointDesign, log_h0):
+    """H0(T_i) by Gauss–Legendre (``quadrature_nodes`` per piece), for a hazard whose only
+    time dependence is h0 (shared random effects): the integral over each whole piece is
+    the same for every patient who passes it, so it is computed once per piece; only each
+    patient's last, partial piece has nodes of its own."""
+    x, w = gauss_legendre(jd.quadrature_nodes)
+    kn = jd.knots
+    K = jd.n_pieces
+    lo, dl = jd.exposure()
+    length = np.diff(kn)
+    full = dl >= length[None, :]  # (G, K); the last piece is infinite, never whole
+    whole = np.flatnonzero(full.any(axis=0))
+    H0 = 0.0
+    if len(whole):
+        tk = kn[whole, None] + length[whole, None] * x[None, :]  # (k, n)
+        wk = length[whole, None] * w[None, :]
+        lh = log_h0(tk, np.repeat(whole, len(x)).reshape(tk.shape))
+        F = pt.sum(_shared(wk) * pt.exp(lh), axis=1)  # one integral per whole piece
+        H0 = pt.dot(_shared(full[:, whole].astype(float)), F)
+    part = (dl > 0) & ~full
+    has = part.any(axis=1)
+    p = np.where(has, np.argmax(part, axis=1), 0)
+    G = len(p)
+    t0, d0 = lo[np.arange(G), p], np.where(has, dl[np.arange(G), p], 0.0)
+    tp = t0[:, None] + d0[:, None] * x[None, :]
+    wp = d0[:, None] * w[None, :]
+    lhp = log_h0(tp, np.repeat(p[:, None], len(x), axis=1))
+    return H0 + pt.sum(_shared(wp) * pt.exp(lhp), axis=1)
 
 
 def pspline_coefficients(jd: JointDesign, priors: JointPriors):
