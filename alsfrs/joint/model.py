@@ -8,6 +8,9 @@ Survival submodel (death or invasive ventilation)::
 
     h_i(t) = h0(t) exp(γᵀw_i + α (m_i(t) − m̄) [+ α_s m_i'(t)]),   m_i(t) = x_i(t)ᵀβ + z_i(t)ᵀb_i
 
+or, with shared random effects (``association="shared"``), h_i(t) = h0(t) exp(γᵀw_i + αᵀb_i).
+The penalised B-spline baseline (``"pspline"``) is described in :mod:`alsfrs.joint.priors`.
+
 Reparameterisation
 ------------------
 With Λ = L/σ, A_i = I + ΛᵀZ_iᵀZ_iΛ = R_iR_iᵀ and u_i = ΛᵀZ_iᵀ(y_i − X_iβ), the
@@ -31,9 +34,12 @@ knots), the hazard in a piece is exp(a + c t) and
 
     ∫_l^{l+Δ} e^{a + c t} dt = e^{a + c l} Δ φ(cΔ),   φ(x) = expm1(x)/x  (φ(0) = 1),
 
-computed stably (series for |x| < 1e-4). Otherwise (Weibull baseline, quadratic
-trajectories, or ``quadrature=True``) Gauss–Legendre quadrature with
-``quadrature_nodes`` nodes in each piece of the same partition.
+computed stably (series for |x| < 1e-4). With shared random effects the hazard
+varies in time only through h0, H_i = exp(γᵀw_i + αᵀb_i) H0(T_i), in closed form for
+the piecewise, spline and Weibull baselines. Otherwise (P-spline baseline, Weibull
+or quadratic trajectories with the value associations, or ``quadrature=True``)
+Gauss–Legendre quadrature with ``quadrature_nodes`` nodes in each piece of the
+same partition (the P-spline's segments).
 """
 
 from __future__ import annotations
@@ -310,7 +316,6 @@ def baseline_cumulative_quadrature(jd: JointDesign, log_h0):
     patient's last, partial piece has nodes of its own."""
     x, w = gauss_legendre(jd.quadrature_nodes)
     kn = jd.knots
-    K = jd.n_pieces
     lo, dl = jd.exposure()
     length = np.diff(kn)
     full = dl >= length[None, :]  # (G, K); the last piece is infinite, never whole
