@@ -280,7 +280,10 @@ class JointResult(Result):
 
         Index: the survival terms (``anxiolytic``, ``sexM``, …) and
         ``value(alsfrs_r)`` (per ALSFRS-R point of the current true value;
-        ``slope(alsfrs_r)`` per point/month of current slope). Columns: posterior
+        ``slope(alsfrs_r)`` per point/month of current slope), or with
+        ``association="shared"`` ``ranef(alsfrs_r):(Intercept)`` (per point of the
+        patient's level above average) and ``ranef(alsfrs_r):months`` (per point/month
+        of slope above average, i.e. slower decline). Columns: posterior
         mean and SD of the log HR, the HR (posterior median) with its equal-tailed
         interval at ``level``, P(HR > 1), R-hat and bulk ESS.
         ``attrs["per_point_lost"]`` gives α in words as the HR per point *lost*.
