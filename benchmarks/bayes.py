@@ -202,11 +202,13 @@ def run_worker(kind: str, spec: dict, compiledir: str, thread_vars: bool) -> dic
 # ------------------------------------------------------------------------------
 # sections
 # ------------------------------------------------------------------------------
-def compile_table(patients: int) -> pd.DataFrame:
+def compile_table(patients: int, only: list[str] | None = None) -> pd.DataFrame:
     import importlib.util
 
     variants = [("density", "none"), ("graph", "c"), ("op", "c"), ("graph", "numba"),
                 ("op", "numba")]
+    if only:
+        variants = [v for v in variants if f"{v[0]}/{v[1]}" in only]
     if importlib.util.find_spec("nutpie") is not None:
         variants += [("graph", "nutpie"), ("op", "nutpie")]
     rows = []
@@ -271,6 +273,8 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--skip-compile", action="store_true")
     ap.add_argument("--skip-first-fit", action="store_true")
+    ap.add_argument("--compile-variants", nargs="+", default=None, metavar="LIKELIHOOD/BACKEND",
+                    help="only these compile alternatives, e.g. density/none op/c")
     ap.add_argument("--no-graph", action="store_true", help="skip the previous engine's cold fit")
     ap.add_argument("--sizes", type=int, nargs="+", default=None)
     ap.add_argument("--noncentered", action="store_true")
@@ -293,7 +297,7 @@ def main() -> None:
     fmt = {"display.width": 200, "display.max_columns": 20,
            "display.float_format": "{:,.3f}".format}
     if not args.skip_compile:
-        table = compile_table(args.patients)
+        table = compile_table(args.patients, args.compile_variants)
         with pd.option_context(*[x for kv in fmt.items() for x in kv]):
             print("\nCompile alternatives (cold cache; 1 chain x (10 + 10) iterations):")
             print(table.to_string(index=False))
