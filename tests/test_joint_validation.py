@@ -142,7 +142,13 @@ def test_recovery_over_cohorts(seed):
 @pytest.mark.slow
 def test_joint_less_biased_by_dropout_than_lmm():
     """Over repeated simulations, the exposure slope effects of fit_lmm are biased towards
-    slower decline (the fast decliners drop out); the joint model's much less."""
+    slower decline (the fast decliners drop out); the joint model's less.
+
+    Each estimate's error is dominated by the cohort's sampling variation (SD about
+    0.09 points/month, shared by both models), so the mean biases over 5 cohorts
+    are both within their SE of zero (docs/joint_validation.md). The paired check is
+    the sharper one: on the same data the joint model moves every estimate towards
+    faster decline than fit_lmm's, by more than 2 paired SEs on average."""
     bias_lmm, bias_joint = [], []
     for seed in range(5):
         cohort = alsfrs.simulate_cohort(1000, seed=500 + seed, hazard_ratio_per_point=1.15)
@@ -163,6 +169,11 @@ def test_joint_less_biased_by_dropout_than_lmm():
           f"joint {mean_joint:+.4f} points/month (SE over the {len(bias_lmm)} estimates "
           f"{se['lmm']:.4f}, {se['joint']:.4f}; the 3 exposures of a cohort are not independent)")
     assert abs(mean_joint) < abs(mean_lmm)
+    shift = np.asarray(bias_lmm) - np.asarray(bias_joint)
+    shift_se = shift.std(ddof=1) / np.sqrt(len(shift))
+    print(f"fit_lmm minus joint: {shift.mean():+.4f} (paired SE {shift_se:.4f}), positive in "
+          f"{int((shift > 0).sum())}/{len(shift)}")
+    assert shift.mean() > 2 * shift_se
 
 
 @pytest.mark.slow
