@@ -479,8 +479,10 @@ def _add_demo(sub: Any) -> None:
     p = sub.add_parser("demo", help="simulate, validate, fit and report a registry-like cohort",
                        description="The end-to-end demonstration: simulate a cohort shaped like "
                                    "the Swedish registry study, validate it, fit the linear "
-                                   "mixed model and the collapsed Bayesian model, print the "
-                                   "effect sizes, save the fits and write report.html.")
+                                   "mixed model, the collapsed Bayesian model and the joint "
+                                   "model of ALSFRS-R and death or invasive ventilation, print "
+                                   "the effect sizes and hazard ratios beside the simulated "
+                                   "truth, save the fits and write report.html.")
     p.add_argument("--out", default="alsfrs-demo", help="output folder (default alsfrs-demo)")
     p.add_argument("--n-patients", type=int, default=1000, help="patients (default 1000)")
     p.add_argument("--seed", type=int, default=2025, help="random seed (default 2025)")

@@ -5,18 +5,25 @@ user meets: empty PyTensor compile caches (``PYTENSOR_FLAGS=base_compiledir=<fre
 temporary directory>``, which holds both the C modules and the numba cache) and no
 thread variables unless stated.
 
-1. **Compile alternatives** (cold, 1,000 patients): time of a first ``pm.sample``
-   call of 1 chain × (10 + 10) iterations — essentially compilation — and the
-   warm time of one log-density-and-gradient evaluation, for the collapsed
-   likelihood as the former all-PyTensor graph or as the NumPy-kernel Op, with
-   PyTensor's C backend or ``mode="NUMBA"``; nutpie when installed.
+1. **Compile alternatives** (cold, 1,000 patients): time of a first short sampling
+   call of 1 chain × (10 + 10) iterations — essentially compilation and set-up —
+   and the warm time of one log-density-and-gradient evaluation, for the
+   collapsed model as fit_bayes samples it now (the whole log posterior in NumPy,
+   :mod:`alsfrs.bayes.density`: nothing to compile) and as the PyMC graph of
+   ``build_model`` with the likelihood either as an all-PyTensor graph or as the
+   NumPy-kernel Op, with PyTensor's C backend or ``mode="NUMBA"``; nutpie when
+   installed.
 2. **First fit** (``fit_bayes``, collapsed, 1,000 patients, 2 chains × 1,000 +
    1,000): cold and warm compile cache, without thread variables (as in Jupyter),
    with ``OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=MKL_NUM_THREADS=1``, and with the
    library's own BLAS limit switched off (what the variables were needed for);
-   the former graph likelihood cold for comparison. Columns: wall time of
-   ``fit_bayes``, of the whole process (imports included), sampling time,
-   minimum bulk ESS, maximum R-hat, divergences.
+   the previous engine (PyMC graph of the priors + likelihood Op, jitter start,
+   identity mass matrix) cold for comparison. Columns: wall time of ``fit_bayes``
+   (``fit_s``), of its sampling (PyMC's count), of its start (mode, Laplace
+   covariance, model set-up, compilation: ``start_s``), of the work after sampling
+   (per-patient effects, log-likelihood, predictive draws, result:
+   ``after_s``), of the whole process (imports included); minimum bulk ESS,
+   maximum R-hat, divergences, mean leapfrog steps per draw.
 3. With ``--sizes``: min-ESS per second for cohorts of those sizes (collapsed; add
    ``--noncentered`` for the non-centred model, slow), as in earlier versions.
 
@@ -61,6 +68,8 @@ def worker_compile(spec: dict) -> dict:
 
     cohort = alsfrs.simulate_cohort(spec["patients"], seed=2024 + spec["patients"])
     _, design, pri = _prepare(FORMULA, cohort, None, None)
+    if spec["kernel"] == "density":
+        return _compile_density(design, pri)
     model = build_model(design, pri, kernel=spec["kernel"])
     kwargs: dict = dict(draws=10, tune=10, chains=1, cores=1, random_seed=1,
                         progressbar=False, compute_convergence_checks=False)
@@ -87,20 +96,62 @@ def worker_compile(spec: dict) -> dict:
     return {"first_sample_call_s": first, "logp_dlogp_us": (time.perf_counter() - t0) / n * 1e6}
 
 
+def _compile_density(design, pri) -> dict:
+    """Section 1 for the NumPy log posterior (what fit_bayes samples)."""
+    import warnings
+
+    import numpy as np
+
+    from alsfrs.bayes.density import CollapsedDensity
+    from alsfrs.bayes.fit import _sample_density
+
+    kwargs = dict(draws=10, tune=10, chains=1, cores=1, random_seed=1, progressbar=False,
+                  compute_convergence_checks=False, target_accept=0.9, nuts_sampler="pymc")
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        _sample_density(design, pri, kwargs, 1)
+    first = time.perf_counter() - t0
+    density = CollapsedDensity(design, pri)
+    x = density.pack(design.center(np.linalg.lstsq(design.mm.X, design.mm.y, rcond=None)[0]),
+                     np.eye(design.mm.n_random), 2.0)
+    density(x)
+    n = 2000
+    t0 = time.perf_counter()
+    for _ in range(n):
+        density(x)
+    return {"first_sample_call_s": first, "logp_dlogp_us": (time.perf_counter() - t0) / n * 1e6}
+
+
+def _previous_engine(design, pri, kwargs, seed):
+    """The engine before the NumPy log posterior: PyMC's graph of the priors and
+    transforms (compiled to C at -O0) around the likelihood Op, jitter start and
+    identity initial mass matrix (``init="jitter+adapt_full"``)."""
+    import pymc as pm
+
+    from alsfrs.bayes.fit import _deterministics
+    from alsfrs.bayes.model import build_model
+
+    model = build_model(design, pri)
+    kw = dict(kwargs, init="jitter+adapt_full", var_names=[rv.name for rv in model.free_RVs])
+    with model:
+        idata = pm.sample(**kw)
+    idata.posterior = _deterministics(idata.posterior, model)
+    return idata, None
+
+
 def worker_fit(spec: dict) -> dict:
     import contextlib
-    import functools
     import warnings
 
     import alsfrs
     import alsfrs.bayes.fit as fit_module
     from alsfrs.bayes import SamplingWarning, fit_bayes
-    from alsfrs.bayes.model import build_model
 
     if not spec.get("library_limit", True):
         fit_module.sampling_threads = lambda limit=1: contextlib.nullcontext()
-    if spec.get("kernel", "op") != "op":
-        fit_module.build_model = functools.partial(build_model, kernel=spec["kernel"])
+    if spec.get("engine") == "previous":
+        fit_module._sample_density = _previous_engine
     cohort = alsfrs.simulate_cohort(spec["patients"], seed=2024 + spec["patients"])
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -119,6 +170,9 @@ def worker_fit(spec: dict) -> dict:
         "visits": fit.nobs,
         "fit_s": wall,
         "sampling_s": fit.timing["sampling_seconds"],
+        "start_s": fit.timing["compile_seconds"],
+        "after_s": wall - fit.timing["total_seconds"],
+        "steps_per_draw": float(fit.idata.sample_stats["n_steps"].mean()),
         "min_bulk_ess": float(s["ess_bulk"].min()),
         "max_rhat": float(s["r_hat"].max()),
         "divergences": None if div is None else int(div),
@@ -148,10 +202,13 @@ def run_worker(kind: str, spec: dict, compiledir: str, thread_vars: bool) -> dic
 # ------------------------------------------------------------------------------
 # sections
 # ------------------------------------------------------------------------------
-def compile_table(patients: int) -> pd.DataFrame:
+def compile_table(patients: int, only: list[str] | None = None) -> pd.DataFrame:
     import importlib.util
 
-    variants = [("graph", "c"), ("op", "c"), ("graph", "numba"), ("op", "numba")]
+    variants = [("density", "none"), ("graph", "c"), ("op", "c"), ("graph", "numba"),
+                ("op", "numba")]
+    if only:
+        variants = [v for v in variants if f"{v[0]}/{v[1]}" in only]
     if importlib.util.find_spec("nutpie") is not None:
         variants += [("graph", "nutpie"), ("op", "nutpie")]
     rows = []
@@ -186,9 +243,9 @@ def first_fit_table(patients: int, draws: int, tune: int, chains: int,
             print(f"  done: {label}", flush=True)
     if with_graph:
         with tempfile.TemporaryDirectory() as cdir:
-            r = run_worker("fit", {**spec, "kernel": "graph"}, cdir, thread_vars=False)
-            rows.append({"run": "former graph likelihood, cold, no variables", **r})
-            print("  done: graph likelihood", flush=True)
+            r = run_worker("fit", {**spec, "engine": "previous"}, cdir, thread_vars=False)
+            rows.append({"run": "previous engine (graph priors + Op), cold", **r})
+            print("  done: previous engine", flush=True)
     return pd.DataFrame(rows)
 
 
@@ -216,7 +273,9 @@ def main() -> None:
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--skip-compile", action="store_true")
     ap.add_argument("--skip-first-fit", action="store_true")
-    ap.add_argument("--no-graph", action="store_true", help="skip the former graph likelihood")
+    ap.add_argument("--compile-variants", nargs="+", default=None, metavar="LIKELIHOOD/BACKEND",
+                    help="only these compile alternatives, e.g. density/none op/c")
+    ap.add_argument("--no-graph", action="store_true", help="skip the previous engine's cold fit")
     ap.add_argument("--sizes", type=int, nargs="+", default=None)
     ap.add_argument("--noncentered", action="store_true")
     args = ap.parse_args()
@@ -238,7 +297,7 @@ def main() -> None:
     fmt = {"display.width": 200, "display.max_columns": 20,
            "display.float_format": "{:,.3f}".format}
     if not args.skip_compile:
-        table = compile_table(args.patients)
+        table = compile_table(args.patients, args.compile_variants)
         with pd.option_context(*[x for kv in fmt.items() for x in kv]):
             print("\nCompile alternatives (cold cache; 1 chain x (10 + 10) iterations):")
             print(table.to_string(index=False))

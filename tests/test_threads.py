@@ -3,7 +3,7 @@
 The check runs in a fresh interpreter whose BLAS starts with two threads
 (``OPENBLAS_NUM_THREADS=2``, as a user's Jupyter kernel on a multi-core machine),
 samples the collapsed model with two chains in two processes, and records, from
-inside the likelihood Op in each chain's process, how many threads each BLAS
+inside the log-density Op in each chain's process, how many threads each BLAS
 library has there. Without the library's limit the forked chains inherit two
 threads each (PyMC sets no limit on forked chains).
 """
@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent(
     out_dir = sys.argv[1]
     parent_threads = {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()
                       if i["user_api"] == "blas"}
-    original = model_module.CollapsedLoglik.perform
+    original = model_module.DensityOp.perform
     seen = set()
 
     def recording_perform(self, node, inputs, output_storage):
@@ -45,7 +45,7 @@ SCRIPT = textwrap.dedent(
                 json.dump(info, fh)
         return original(self, node, inputs, output_storage)
 
-    model_module.CollapsedLoglik.perform = recording_perform
+    model_module.DensityOp.perform = recording_perform
     cohort = alsfrs.simulate_cohort(40, seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)

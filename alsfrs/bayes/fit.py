@@ -16,7 +16,7 @@ import xarray as xr
 from alsfrs import azcompat
 from alsfrs.bayes.model import FAMILIES, PARAMETERIZATIONS, Design, build_model, make_design
 from alsfrs.bayes.posterior import (
-    conditional_effects,
+    effects_and_loglik,
     marginal_loglik,
     pointwise_student_loglik,
     predictive,
@@ -148,7 +148,7 @@ def fit_bayes(
     model = build_model(design, pri, family=family, parameterization=parameterization)
     cores = min(chains, os.cpu_count() or 1) if cores is None else cores
     t0 = _time.perf_counter()
-    with model, warnings.catch_warnings(), sampling_threads(1), _quick_compile(), \
+    with warnings.catch_warnings(), sampling_threads(1), _quick_compile(), \
             np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         # Early in warm-up, before the step size and mass matrix are adapted, NUTS
         # proposes points far out (e.g. a log-SD of 700) whose log-density overflows;
@@ -173,17 +173,18 @@ def fit_bayes(
                                       random_seed=seed, progressbar=progressbar,
                                       compute_convergence_checks=False,
                                       nuts_sampler=sampler, target_accept=target_accept)
+        start = None
         if sampler == "pymc" and parameterization == "collapsed":
-            # few parameters and correlated ones (intercept, slope, SDs): a dense mass
-            # matrix halves the leapfrog steps and doubles the ESS (benchmarks/bayes.py)
-            kwargs["init"] = "jitter+adapt_full"
-        if sampler == "pymc":
-            # record only the sampled variables; the deterministics (beta, chol, sd, corr)
-            # are computed afterwards, vectorised over draws, without compiling C for them
-            kwargs["var_names"] = [rv.name for rv in model.free_RVs]
-        idata = pm.sample(**kwargs)
-        if sampler == "pymc":
-            idata.posterior = _deterministics(idata.posterior, model)
+            idata, start = _sample_density(design, pri, kwargs, seed)
+        else:
+            if sampler == "pymc":
+                # record only the sampled variables; the deterministics (beta, chol, sd,
+                # corr) are computed afterwards, vectorised, without compiling C for them
+                kwargs["var_names"] = [rv.name for rv in model.free_RVs]
+            with model:
+                idata = pm.sample(**kwargs)
+            if sampler == "pymc":
+                idata.posterior = _deterministics(idata.posterior, model)
     total = _time.perf_counter() - t0
     # PyMC records the sampling time; external samplers (nutpie) do not, and then the
     # total (compilation included) is reported as sampling time
@@ -191,6 +192,8 @@ def fit_bayes(
     idata = _augment(idata, design, family, parameterization, seed)
     timing = {"total_seconds": total, "sampling_seconds": sampling,
               "compile_seconds": total - sampling if np.isfinite(sampling) else np.nan}
+    if start is not None:
+        timing["start"] = start
     result = BayesResult(formula=design.mm.formula.text, family=family,
                          parameterization=parameterization, sampler=sampler, seed=seed,
                          idata=idata, design=design, priors=pri, model=model, timing=timing,
@@ -199,6 +202,85 @@ def fit_bayes(
     for msg in result.diagnostic_messages():
         warnings.warn(msg, SamplingWarning, stacklevel=2)
     return result
+
+
+def _sample_density(design: Design, priors, kwargs: dict[str, Any], seed: int):
+    """NUTS on the collapsed model's NumPy log density (:mod:`alsfrs.bayes.density`).
+
+    Warm-up starts from the posterior mode with the mass matrix set to the
+    Laplace covariance there (dense, then adapted as usual): without it most of
+    the warm-up's gradient evaluations went into finding the posterior's location
+    and scales (about 40 leapfrog steps per warm-up iteration against 7 after).
+    Each chain starts at its own draw from that Laplace approximation. Nothing is
+    compiled: the sampled graph is one NumPy Op run by PyTensor's Python linker.
+
+    Returns the InferenceData (posterior ``beta``, ``chol``, ``sd``, ``corr``,
+    ``sigma`` with the usual coordinates; the sampler's statistics) and a record
+    of the start (optimiser iterations, evaluations, success).
+    """
+    import pymc as pm
+    import pytensor
+    from pymc.step_methods.hmc.quadpotential import QuadPotentialFullAdapt
+    from pytensor.compile.mode import Mode
+
+    from alsfrs.bayes.density import CollapsedDensity, laplace_start
+    from alsfrs.bayes.model import build_density_model
+
+    density = CollapsedDensity(design, priors)
+    mode, cov, record = laplace_start(density)
+    chains = kwargs["chains"]
+    rng = np.random.default_rng([seed, 20251123])
+    factor = np.linalg.cholesky(cov)
+    starts = []
+    for _ in range(chains):
+        x = mode + factor @ rng.standard_normal(mode.size)
+        lp, g = density(x)
+        starts.append(x if np.isfinite(lp) and np.all(np.isfinite(g)) else mode.copy())
+    model = build_density_model(density)
+    quiet = {"mode": Mode(linker="py", optimizer="fast_run")}
+    # every function PyMC compiles here (log density, initial points, the trace's point
+    # function) runs in Python: with one NumPy Op there is nothing worth compiling, and
+    # even a trivial C function means gcc on a fresh machine and, on a warm one,
+    # reading PyTensor's whole compile cache (seconds, under a lock shared with every
+    # other PyTensor process)
+    with model, pytensor.config.change_flags(mode="FAST_COMPILE"):
+        potential = QuadPotentialFullAdapt(density.size, mode, cov, initial_weight=10)
+        step = pm.NUTS([model["theta"]], potential=potential,
+                       target_accept=kwargs["target_accept"], compile_kwargs=quiet)
+        sample_kwargs = {k: v for k, v in kwargs.items()
+                         if k not in ("nuts_sampler", "target_accept")}
+        idata = pm.sample(step=step, initvals=[{"theta": x} for x in starts],
+                          compile_kwargs=quiet, **sample_kwargs)
+    theta = idata.posterior["theta"].to_numpy()
+    C, Dn = theta.shape[:2]
+    beta_c, L, sigma = density.unpack_draws(theta.reshape(C * Dn, -1))
+    idata.posterior = _parameters_dataset(design, design.uncenter(beta_c), L, sigma,
+                                          idata.posterior)
+    return idata, record
+
+
+def _parameters_dataset(design: Design, beta: np.ndarray, L: np.ndarray, sigma: np.ndarray,
+                        like: xr.Dataset) -> xr.Dataset:
+    """beta, chol, sd, corr and sigma as a posterior Dataset shaped like ``like``."""
+    C, Dn = like.sizes["chain"], like.sizes["draw"]
+    cov = L @ np.swapaxes(L, -1, -2)
+    sd = np.sqrt(np.einsum("dkk->dk", cov))
+    corr = cov / (sd[:, :, None] * sd[:, None, :])
+    fixed, rand = design.fixed_names, design.random_names
+
+    def shaped(a):
+        return a.reshape(C, Dn, *a.shape[1:])
+
+    ds = xr.Dataset(
+        {"beta": (("chain", "draw", "term"), shaped(beta)),
+         "chol": (("chain", "draw", "re_term", "re_term_"), shaped(L)),
+         "sd": (("chain", "draw", "re_term"), shaped(sd)),
+         "corr": (("chain", "draw", "re_term", "re_term_"), shaped(corr)),
+         "sigma": (("chain", "draw"), shaped(sigma))},
+        coords={"chain": like.chain, "draw": like.draw, "term": fixed, "re_term": rand,
+                "re_term_": rand})
+    ds.attrs = dict(like.attrs)
+    return ds
 
 
 @contextlib.contextmanager
@@ -244,8 +326,10 @@ def _augment(idata, design: Design, family: str, parameterization: str, seed: in
     beta, chol, sigma = _flat(post["beta"]), _flat(post["chol"]), _flat(post["sigma"])
     nu = _flat(post["nu"]) if "nu" in post else None
     rng = np.random.default_rng([seed, 20250611])
+    patient_ll = None
     if parameterization == "collapsed":
-        effects = conditional_effects(design, beta, chol, sigma, rng)
+        effects, patient_ll = effects_and_loglik(design, beta, chol, sigma, rng,
+                                                 loglik=family == "gaussian")
     else:
         z = _flat(post["z"])
         effects = np.einsum("dgq,dkq->dgk", z, chol)
@@ -258,7 +342,9 @@ def _augment(idata, design: Design, family: str, parameterization: str, seed: in
     idata.posterior = new_post
 
     if family == "gaussian":
-        ll = marginal_loglik(design, beta, chol, sigma).reshape(C, Dn, -1)
+        if patient_ll is None:
+            patient_ll = marginal_loglik(design, beta, chol, sigma)
+        ll = patient_ll.reshape(C, Dn, -1)
         log_lik = xr.Dataset({"y_by_patient": (("chain", "draw", "patient"), ll)},
                              coords={"chain": new_post.chain, "draw": new_post.draw,
                                      "patient": patients})

@@ -44,7 +44,14 @@ from alsfrs.errors import Problem, ValidationError
 from alsfrs.gaussian import MarginalKernel
 from alsfrs.matrices import GroupStatistics, ModelMatrices, group_statistics
 
-__all__ = ["CollapsedLoglik", "Design", "build_model", "make_design"]
+__all__ = [
+    "CollapsedLoglik",
+    "DensityOp",
+    "Design",
+    "build_density_model",
+    "build_model",
+    "make_design",
+]
 
 KERNELS = ("op", "graph")
 
@@ -92,6 +99,52 @@ class CollapsedLoglik(Op):
 
     def __str__(self) -> str:
         return "CollapsedLoglik"
+
+class DensityOp(Op):
+    """PyTensor Op: a NumPy log density of one unconstrained vector and its gradient.
+
+    Wraps :class:`alsfrs.bayes.density.CollapsedDensity` (any callable returning
+    ``(logp, grad)``); the graph PyMC compiles around it is this one node, run by
+    PyTensor's Python linker: nothing to compile.
+    """
+
+    def __init__(self, density) -> None:
+        self.density = density
+
+    def make_node(self, theta) -> Apply:
+        theta = pt.as_tensor_variable(theta).astype("float64")
+        return Apply(self, [theta], [pt.dscalar(), pt.dvector()])
+
+    def perform(self, node, inputs, output_storage) -> None:
+        lp, grad = self.density(inputs[0])
+        output_storage[0][0] = np.asarray(lp, dtype=np.float64)
+        output_storage[1][0] = grad
+
+    def connection_pattern(self, node):
+        return [[True, False]]
+
+    def L_op(self, inputs, outputs, output_grads):
+        return [output_grads[0] * outputs[1]]
+
+    def __eq__(self, other) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __str__(self) -> str:
+        return "CollapsedDensity"
+
+
+def build_density_model(density) -> pm.Model:
+    """The model NUTS samples for the collapsed fit: one flat vector θ (the
+    unconstrained parameters of :class:`alsfrs.bayes.density.CollapsedDensity`)
+    and its log posterior as one potential."""
+    with pm.Model() as model:
+        theta = pm.Flat("theta", shape=density.size)
+        pm.Potential("log_posterior", DensityOp(density)(theta)[0])
+    return model
+
 
 PARAMETERIZATIONS = ("collapsed", "noncentered")
 FAMILIES = ("gaussian", "student_t")

@@ -100,5 +100,6 @@ def compare_prognosis(cohort: Any, longitudinal: str = DEFAULT_LONG,
     out.attrs["association"] = {
         "truth": -np.log(sv["hazard_ratio_per_point"]) if "hazard_ratio_per_point" in sv
         else np.nan,
-        "joint": float(np.mean(joint.draws("alpha")))}
+        "joint": (float(np.mean(joint.draws("alpha"))) if "alpha" in joint.idata.posterior
+                  else np.nan)}
     return out

@@ -18,7 +18,10 @@ A joint fit needs, per patient ``i``:
 The baseline hazard is defined on a partition of follow-up at quantiles of the
 event times (``n_pieces`` pieces): the pieces of the piecewise-constant
 baseline, the knots of the log-linear spline baseline (log h0 linear between
-knots, continuous), and the panels of Gauss–Legendre quadrature otherwise.
+knots, continuous), and the panels of Gauss–Legendre quadrature otherwise. The
+penalised B-spline baseline (``"pspline"``) has its own partition: ``n_pieces``
+equally spaced segments over [0, max follow-up] (the B-spline's knots, also the
+quadrature panels), then [max follow-up, ∞) where log h0 is held constant.
 """
 
 from __future__ import annotations
@@ -31,12 +34,16 @@ import pandas as pd
 
 from alsfrs.bayes.model import Design, make_design
 from alsfrs.errors import Problem, ValidationError
-from alsfrs.matrices import build_model_matrices
+from alsfrs.matrices import ModelMatrices, build_model_matrices
+from alsfrs.timeaxis import time_variable
 
-__all__ = ["JointDesign", "SurvivalData", "gauss_legendre", "make_joint_design", "piece_knots"]
+__all__ = ["JointDesign", "PSplineBasis", "SurvivalData", "gauss_legendre", "make_joint_design",
+           "piece_knots"]
 
-ASSOCIATIONS = ("value", "value+slope")
-BASELINES = ("piecewise", "spline", "weibull")
+ASSOCIATIONS = ("value", "value+slope", "shared")
+BASELINES = ("piecewise", "spline", "pspline", "weibull")
+#: Default number of pieces (piecewise, spline) or B-spline segments (pspline).
+DEFAULT_PIECES = {"piecewise": 6, "spline": 6, "pspline": 9, "weibull": 6}
 #: Trajectory polynomials are identified from the design rows at these times.
 _PROBE_TIMES = (0.0, 1.0, 2.0, 3.0, 0.5)
 
@@ -90,6 +97,71 @@ def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True, eq=False)
+class PSplineBasis:
+    """Cubic B-spline basis of the penalised log baseline hazard (P-spline).
+
+    ``n_segments`` equally spaced segments of width ``h = t_max / n_segments``
+    over [0, t_max] (t_max: the longest follow-up), with the knot sequence
+    extended by ``degree`` knots of the same spacing on each side (Eilers & Marx
+    1996), so that there are ``n_segments + degree`` coefficients θ and
+    ``log h0(t) = Σ_j θ_j B_j(t)`` on [0, t_max]; beyond t_max log h0 is held at
+    its value at t_max. The B-splines reproduce straight lines: θ_j = a + s (ξ_j − t_max/2)
+    / t_max, with ξ_j the Greville abscissae, gives log h0(t) = a + s (t − t_max/2) / t_max
+    exactly; this is the null space of the second-difference penalty.
+    """
+
+    t_max: float
+    n_segments: int
+    degree: int = 3
+
+    @property
+    def knots(self) -> np.ndarray:
+        h = self.t_max / self.n_segments
+        return h * np.arange(-self.degree, self.n_segments + self.degree + 1)
+
+    @property
+    def n_coef(self) -> int:
+        return self.n_segments + self.degree
+
+    @property
+    def breaks(self) -> np.ndarray:
+        """Segment boundaries 0, h, …, t_max."""
+        return np.linspace(0.0, self.t_max, self.n_segments + 1)
+
+    @property
+    def greville(self) -> np.ndarray:
+        """Greville abscissae ξ_j (knot averages): Σ_j ξ_j B_j(t) = t."""
+        k, d = self.knots, self.degree
+        return np.array([k[j + 1:j + d + 1].mean() for j in range(self.n_coef)])
+
+    def basis(self, t: np.ndarray) -> np.ndarray:
+        """B_j(min(max(t, 0), t_max)): shape t.shape + (n_coef,) (scipy's BSpline)."""
+        from scipy.interpolate import BSpline
+
+        t = np.asarray(t, dtype=float)
+        x = np.clip(t.ravel(), 0.0, self.t_max)
+        B = BSpline.design_matrix(x, self.knots, self.degree).toarray()
+        return B.reshape(*t.shape, self.n_coef)
+
+    def null_space(self) -> np.ndarray:
+        """(n_coef, 2): coefficients of the level and of the trend over follow-up."""
+        g = (self.greville - self.t_max / 2) / self.t_max
+        return np.column_stack([np.ones(self.n_coef), g])
+
+    def penalty(self, order: int = 2) -> np.ndarray:
+        """DᵀD, D the ``order``-th difference matrix (n_coef − order, n_coef)."""
+        D = np.diff(np.eye(self.n_coef), n=order, axis=0)
+        return D.T @ D
+
+    def penalty_root(self, order: int = 2) -> np.ndarray:
+        """E (n_coef, n_coef − order) with θ = E ε ⇒ θᵀDᵀDθ = εᵀε and Eᵀ(null space) = 0:
+        E = U₊ Λ₊^{-1/2} from the eigendecomposition DᵀD = U Λ Uᵀ."""
+        lam, U = np.linalg.eigh(self.penalty(order))
+        keep = lam > 1e-9 * lam.max()
+        return U[:, keep] / np.sqrt(lam[keep])
+
+
+@dataclass(frozen=True, eq=False)
 class JointDesign:
     """Everything the joint model's log density needs, as arrays.
 
@@ -112,11 +184,24 @@ class JointDesign:
     closed_form: bool
     t_scale: float
     t_end: float = np.inf
+    pspline: PSplineBasis | None = None
+
+    @property
+    def n_random(self) -> int:
+        return self.long.mm.n_random
+
+    @property
+    def setting_pieces(self) -> int:
+        """The ``n_pieces`` that rebuilds this design (B-spline segments for "pspline")."""
+        return self.pspline.n_segments if self.pspline is not None else self.n_pieces
 
     @property
     def spline_knots(self) -> np.ndarray:
         """Knots of the log-linear baseline ("spline"): the piece boundaries, the last
-        at the end of follow-up (the last piece's line extends beyond it)."""
+        at the end of follow-up (the last piece's line extends beyond it); for the
+        P-spline, the segment boundaries 0, h, …, t_max."""
+        if self.pspline is not None:
+            return self.pspline.breaks
         return np.concatenate([self.knots[:-1], [self.t_end]])
 
     @property
@@ -144,9 +229,12 @@ class JointDesign:
         return np.clip(k, 0, self.n_pieces - 1)
 
     def nodes(self) -> tuple[np.ndarray, np.ndarray]:
-        """Gauss–Legendre nodes and weights covering [0, T_i], per piece: (G, K*n)."""
+        """Gauss–Legendre nodes and weights covering [0, T_i], per piece: (G, K*n).
+        Pieces no patient reaches (the P-spline's [t_max, ∞)) are left out."""
         x, w = gauss_legendre(self.quadrature_nodes)
         lo, d = self.exposure()
+        used = d.max(axis=0) > 0
+        lo, d = lo[:, used], d[:, used]
         t = lo[:, :, None] + d[:, :, None] * x[None, None, :]
         wt = d[:, :, None] * w[None, None, :]
         G = len(self.surv.time)
@@ -188,24 +276,10 @@ def _trajectory_polynomial(mm, frame: pd.DataFrame, time: str, rows: np.ndarray
     return pad[0], pad[1]
 
 
-def make_joint_design(
-    longitudinal: str,
-    frame: pd.DataFrame,
-    surv: SurvivalData,
-    *,
-    time: str,
-    association: str = "value",
-    baseline: str = "piecewise",
-    n_pieces: int = 6,
-    quadrature_nodes: int = 7,
-    quadrature: bool = False,
-) -> JointDesign:
-    """Build the joint design from a visits frame and per-patient survival data.
-
-    ``surv`` rows must be in the order of the longitudinal design's patients
-    (``sorted`` patient labels, as :func:`alsfrs.matrices.build_model_matrices`
-    codes them); :func:`alsfrs.joint.fit.fit_joint` arranges that.
-    """
+def check_design_options(association: str, baseline: str, n_pieces: int | None,
+                         quadrature_nodes: int) -> int:
+    """One ValidationError listing every bad option; returns ``n_pieces`` (its default
+    for the baseline if None)."""
     problems = []
     if association not in ASSOCIATIONS:
         problems.append(Problem(rule="bad_option", column="association",
@@ -218,14 +292,47 @@ def make_joint_design(
     if not isinstance(quadrature_nodes, int | np.integer) or quadrature_nodes < 1:
         problems.append(Problem(rule="bad_option", column="quadrature_nodes",
                                 message="quadrature_nodes must be a whole number >= 1"))
+    if n_pieces is None:
+        n_pieces = DEFAULT_PIECES.get(baseline, 6)
+    if (not isinstance(n_pieces, int | np.integer) or isinstance(n_pieces, bool)
+            or n_pieces < 1):
+        problems.append(Problem(rule="bad_option", column="n_pieces",
+                                message=f"n_pieces must be a whole number >= 1, got "
+                                        f"{n_pieces!r}"))
+    elif baseline == "pspline" and n_pieces < 2:
+        problems.append(Problem(rule="bad_option", column="n_pieces",
+                                message="the penalised B-spline baseline needs n_pieces >= 2 "
+                                        "segments"))
     if problems:
         raise ValidationError(problems, context="fit_joint")
-    mm = build_model_matrices(longitudinal, frame)
-    if time not in mm.variables:
-        raise ValidationError(Problem(
-            rule="no_time_variable", column=time,
-            message=f"the longitudinal formula does not use the time variable {time!r}"),
-            context="fit_joint")
+    return int(n_pieces)
+
+
+def make_joint_design(
+    longitudinal: str,
+    frame: pd.DataFrame,
+    surv: SurvivalData,
+    *,
+    time: str | None = None,
+    association: str = "value",
+    baseline: str = "piecewise",
+    n_pieces: int | None = None,
+    quadrature_nodes: int = 7,
+    quadrature: bool = False,
+    mm: ModelMatrices | None = None,
+) -> JointDesign:
+    """Build the joint design from a visits frame and per-patient survival data.
+
+    ``surv`` rows must be in the order of the longitudinal design's patients
+    (``sorted`` patient labels, as :func:`alsfrs.matrices.build_model_matrices`
+    codes them); :func:`alsfrs.joint.fit.fit_joint` arranges that. ``time``: the
+    time variable, chosen by :func:`alsfrs.timeaxis.time_variable` when None.
+    ``mm``: the longitudinal matrices if already built from ``frame``.
+    """
+    n_pieces = check_design_options(association, baseline, n_pieces, quadrature_nodes)
+    if mm is None:
+        mm = build_model_matrices(longitudinal, frame)
+    time = time_variable(mm.variables, mm.random_names, time)
     if mm.n_random > 3:
         raise ValidationError(Problem(
             rule="bad_option", message=f"at most 3 random effects per patient are supported, "
@@ -257,13 +364,25 @@ def make_joint_design(
     Pc[0] = P[0] - design.xbar[None, :]
     wbar = surv.W.mean(axis=0) if surv.W.shape[1] else np.zeros(0)
     Wc = surv.W - wbar
-    knots = piece_knots(surv.time, surv.event, n_pieces)
     deg = P.shape[0] - 1
-    closed = baseline in ("piecewise", "spline") and deg == 1 and not quadrature
+    pspline = None
+    if baseline == "pspline":
+        pspline = PSplineBasis(t_max=float(np.max(surv.time)), n_segments=int(n_pieces))
+        knots = np.concatenate([pspline.breaks, [np.inf]])
+    else:
+        knots = piece_knots(surv.time, surv.event, n_pieces)
+    # closed-form cumulative hazard: the hazard is exp(a + c t) in each piece (linear
+    # trajectories; or no trajectory in the hazard: shared random effects), or a Weibull
+    # hazard times a constant (shared random effects)
+    shared = association == "shared"
+    closed = not quadrature and (
+        (baseline in ("piecewise", "spline") and (deg == 1 or shared))
+        or (baseline == "weibull" and shared))
     ev = surv.time[surv.event > 0]
     t_scale = float(np.median(ev)) if len(ev) else float(np.median(surv.time))
     return JointDesign(long=design, surv=surv, P=Pc, Q=Q, Wc=Wc, wbar=wbar, knots=knots,
                        m_ref=float(np.mean(mm.y)), association=association, baseline=baseline,
                        quadrature_nodes=int(quadrature_nodes), closed_form=closed,
                        t_scale=max(t_scale, 1e-8),
-                       t_end=float(max(np.max(surv.time), knots[-2] + 1e-6)))
+                       t_end=float(max(np.max(surv.time), knots[-2] + 1e-6)),
+                       pspline=pspline)

@@ -178,36 +178,35 @@ def _check_options(draws, tune, chains, seed) -> None:
 
 
 def prepare_joint(longitudinal: str, survival: str, data: Any, *, patients: Any = None,
-                  association: str = "value", baseline: str = "piecewise", n_pieces: int = 6,
-                  quadrature: bool = False, quadrature_nodes: int = 7, time: str | None = None):
-    """Validate the data and build the joint design (no sampling)."""
-    from alsfrs.formula import parse_formula
+                  association: str = "value", baseline: str = "piecewise",
+                  n_pieces: int | None = None, quadrature: bool = False,
+                  quadrature_nodes: int = 7, time: str | None = None):
+    """Validate the data and build the joint design (no sampling).
 
+    The time variable is chosen as for every longitudinal model, by
+    :func:`alsfrs.timeaxis.time_variable` (``time``, else the random slope's variable,
+    else a known time axis in the formula).
+    """
+    from alsfrs.formula import parse_formula
+    from alsfrs.joint.design import check_design_options
+    from alsfrs.matrices import _factor, build_model_matrices
+    from alsfrs.timeaxis import time_variable
+
+    n_pieces = check_design_options(association, baseline, n_pieces, quadrature_nodes)
     parsed = parse_formula(longitudinal)
     grouping = parsed.grouping
     visits, pf = _patient_frame(data, patients, grouping)
-    if time is None:
-        slopes = [t.expression for t in parsed.random]
-        time = "months"
-        for cand in ("months", "months_since_onset", "years", "days"):
-            if any(cand in s for s in slopes):
-                time = cand
-                break
     if grouping not in visits.columns:
         raise ValidationError(Problem(rule="unknown_column", column=grouping,
                                       message=f"the visits have no {grouping!r} column"),
                               context="fit_joint")
-    if time not in visits.columns:
-        raise ValidationError(Problem(rule="unknown_column", column=time,
-                                      message=f"the visits have no time column {time!r}"),
-                              context="fit_joint")
-    from alsfrs.matrices import _factor
-
+    mm = build_model_matrices(parsed, visits)
+    time = time_variable(mm.variables, mm.random_names, time)
     labels = pd.Index(_factor(visits[grouping].reset_index(drop=True)).categories)
     surv = _survival_data(survival, visits, pf, labels, time, grouping)
     jd = make_joint_design(longitudinal, visits, surv, time=time, association=association,
                            baseline=baseline, n_pieces=n_pieces,
-                           quadrature_nodes=quadrature_nodes, quadrature=quadrature)
+                           quadrature_nodes=quadrature_nodes, quadrature=quadrature, mm=mm)
     return visits, pf.loc[labels], jd
 
 
@@ -219,7 +218,7 @@ def fit_joint(
     patients: Any = None,
     association: str = "value",
     baseline: str = "piecewise",
-    n_pieces: int = 6,
+    n_pieces: int | None = None,
     quadrature: bool = False,
     quadrature_nodes: int = 7,
     priors: Mapping[str, Any] | None = None,
@@ -249,22 +248,33 @@ def fit_joint(
         ``patients=`` (one row per patient, indexed or keyed by the grouping column).
     association
         ``"value"``: hazard depends on the current true ALSFRS-R, α per point;
-        ``"value+slope"``: and on its current slope.
+        ``"value+slope"``: and on its current slope; ``"shared"``: on the patient's
+        random effects instead, ``h_i(t) = h0(t) exp(γᵀw_i + αᵀb_i)`` (rows
+        ``ranef(alsfrs_r):(Intercept)``, ``ranef(alsfrs_r):months`` of the HR table).
     baseline
         ``"piecewise"`` (constant in ``n_pieces`` pieces with knots at event-time
-        quantiles), ``"spline"`` (log h0 linear between the same knots: continuous;
-        closed-form cumulative hazard too) or ``"weibull"``.
+        quantiles, default 6), ``"spline"`` (log h0 linear between the same knots:
+        continuous; closed-form cumulative hazard too), ``"pspline"`` (JMbayes2's
+        default: log h0 a cubic B-spline on ``n_pieces`` equally spaced segments over
+        follow-up, default 9, with a second-difference penalty whose precision has a
+        Gamma(5, 0.5) prior; see :mod:`alsfrs.joint.priors`) or ``"weibull"``.
+    n_pieces
+        Pieces of the piecewise/spline baseline or segments of the P-spline (defaults
+        6 and 9).
     quadrature, quadrature_nodes
         Use Gauss–Legendre quadrature (``quadrature_nodes`` per piece) even where
-        the cumulative hazard has a closed form (linear trajectories, piecewise
-        or spline baseline); quadrature is always used otherwise.
+        the cumulative hazard has a closed form (linear trajectories or shared random
+        effects with a piecewise or spline baseline; shared random effects with a
+        Weibull baseline); quadrature is always used otherwise (P-spline baseline,
+        quadratic trajectories with the value associations).
     priors
         ``{"longitudinal": {...}, "survival": {...}}`` overrides of the documented
         defaults (:mod:`alsfrs.joint.priors`).
     draws, tune, chains, seed, target_accept, cores, progressbar
         NUTS settings; the same seed gives the same draws.
     time
-        The time variable (default: the random slope's, usually ``months``).
+        The time variable (default: the random slope's, usually ``months``; chosen by
+        :func:`alsfrs.timeaxis.time_variable` as for every longitudinal model).
 
     Returns
     -------
@@ -278,7 +288,7 @@ def fit_joint(
     import pymc as pm
     from threadpoolctl import threadpool_limits
 
-    from alsfrs.bayes.fit import SamplingWarning
+    from alsfrs.bayes.fit import SamplingWarning, _deterministics
     from alsfrs.joint.model import build_joint_model
     from alsfrs.joint.result import JointResult, augment
 
@@ -303,13 +313,18 @@ def fit_joint(
         warnings.filterwarnings("ignore", message=".*[Rr]hat.*")
         warnings.filterwarnings("ignore", message=".*divergen.*")
         warnings.filterwarnings("ignore", message=".*invalid value encountered.*")
+        # record the sampled variables only; the deterministics (beta, chol, sd, corr, the
+        # baseline's values) are computed afterwards, vectorised over draws, by PyTensor's
+        # Python linker: no C module to compile for the trace (about 7-10 s cold)
         idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
                           progressbar=progressbar, compute_convergence_checks=False,
-                          target_accept=target_accept)
+                          target_accept=target_accept,
+                          var_names=[rv.name for rv in model.free_RVs])
+        idata.posterior = _deterministics(idata.posterior, model)
     total = _time.perf_counter() - t0
     sampling = float(idata.sample_stats.attrs.get("sampling_time", total))
     idata = augment(idata, jd, seed)
-    settings = {"association": association, "baseline": baseline, "n_pieces": jd.n_pieces,
+    settings = {"association": association, "baseline": baseline, "n_pieces": jd.setting_pieces,
                 "closed_form": jd.closed_form, "quadrature_nodes": jd.quadrature_nodes,
                 "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept,
                 "time": jd.long.time}

@@ -8,7 +8,9 @@ log-likelihoods and conditional survival for dynamic predictions.
 Shapes: ``coef`` is a list over powers of time of arrays of one common shape
 ``S`` (e.g. draws × patients); ``eta``, ``alpha``, ``alpha_s`` broadcast to
 ``S``; ``base`` has shape ``S[:1] + (K,)`` (piecewise: log hazard per piece) or
-``S[:1] + (2,)`` (Weibull: log rate, log shape).
+``S[:1] + (2,)`` (Weibull: log rate, log shape), or the B-spline coefficients
+(``"pspline"``). With ``association="shared"`` the hazard has no trajectory term:
+``eta`` holds γᵀw + αᵀb and ``coef``/``alpha`` are ignored.
 """
 
 from __future__ import annotations
@@ -17,22 +19,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from alsfrs.joint.design import gauss_legendre
+from alsfrs.joint.design import PSplineBasis, gauss_legendre
 
-__all__ = ["BaselineSpec", "cumulative_hazard", "latent_effects_np", "log_hazard", "phi_np"]
+__all__ = ["BaselineSpec", "baseline_cumulative_hazard", "cumulative_hazard",
+           "latent_effects_np", "log_hazard", "phi_np"]
 
 
 @dataclass(frozen=True)
 class BaselineSpec:
     """What defines the baseline hazard and how its integral is computed."""
 
-    kind: str  # "piecewise" | "spline" | "weibull"
+    kind: str  # "piecewise" | "spline" | "pspline" | "weibull"
     knots: np.ndarray  # piece boundaries, the last one infinite
     t_scale: float
     association: str
     closed_form: bool
     quadrature_nodes: int
     t_end: float = np.inf  # last knot of the spline baseline
+    pspline: PSplineBasis | None = None
 
     @property
     def tau(self) -> np.ndarray:
@@ -83,6 +87,8 @@ def log_h0(spec: BaselineSpec, base: np.ndarray, t: np.ndarray) -> np.ndarray:
         if spec.kind == "spline":
             out = out + np.take(spec.slopes(base), piece, axis=1) * (t - spec.tau[piece])
         return out
+    if spec.kind == "pspline":
+        return np.einsum("dj,...j->d...", base, spec.pspline.basis(t))
     r = (-1,) + (1,) * t.ndim
     lr, ls = base[:, 0].reshape(r), base[:, 1].reshape(r)
     ts = spec.t_scale
@@ -93,10 +99,41 @@ def log_hazard(spec: BaselineSpec, t: np.ndarray, coef: list[np.ndarray], eta: n
                alpha: np.ndarray, alpha_s: np.ndarray | None, base: np.ndarray) -> np.ndarray:
     """log h(t). ``t`` (no draw axis) and the draw-shaped ``coef``, ``eta`` (which holds
     γᵀw + α (c_0 − m̄)), ``alpha``, ``alpha_s`` must broadcast to (D,) + t.shape."""
+    if spec.association == "shared":
+        return log_h0(spec, base, t) + eta
     out = log_h0(spec, base, t) + eta + alpha * _poly(coef, t)
     if alpha_s is not None:
         out = out + alpha_s * _poly(coef, t, deriv=True)
     return out
+
+
+def baseline_cumulative_hazard(spec: BaselineSpec, times: np.ndarray, base: np.ndarray,
+                               closed_form: bool = True) -> np.ndarray:
+    """H0(t) = ∫_0^t h0, shape (D,) + times.shape. Closed form for the piecewise, spline
+    and Weibull baselines (``closed_form``), else Gauss–Legendre with
+    ``spec.quadrature_nodes`` nodes in each piece (always for the P-spline)."""
+    times = np.asarray(times, dtype=float)
+    D = base.shape[0]
+    if closed_form and spec.kind == "weibull":
+        r = (D,) + (1,) * times.ndim
+        k = np.exp(base[:, 1]).reshape(r)
+        return np.exp(base[:, 0]).reshape(r) * (times[None] / spec.t_scale) ** k
+    kn = spec.knots
+    K = len(kn) - 1
+    lo = np.minimum(times[..., None], kn[:-1])  # times.shape + (K,)
+    dl = np.minimum(times[..., None], kn[1:]) - lo
+    if closed_form and spec.kind in ("piecewise", "spline"):
+        ex = (D,) + (1,) * times.ndim + (K,)
+        if spec.kind == "piecewise":
+            return np.sum(np.exp(base).reshape(ex) * dl[None], axis=-1)
+        sk = spec.slopes(base).reshape(ex)
+        b = base[:, :-1].reshape(ex) + sk * (lo - spec.tau[:-1])[None]
+        return np.sum(np.exp(b) * dl[None] * phi_np(sk * dl[None]), axis=-1)
+    x, w = gauss_legendre(spec.quadrature_nodes)
+    n = len(x)
+    tn = (lo[..., None] + dl[..., None] * x).reshape(*lo.shape[:-1], K * n)
+    wn = (dl[..., None] * w).reshape(*lo.shape[:-1], K * n)
+    return np.sum(np.exp(log_h0(spec, base, tn)) * wn[None], axis=-1)
 
 
 def cumulative_hazard(spec: BaselineSpec, times: np.ndarray, coef: list[np.ndarray],
@@ -112,7 +149,14 @@ def cumulative_hazard(spec: BaselineSpec, times: np.ndarray, coef: list[np.ndarr
     if times.ndim == 0:
         times = times[None]
     closed = spec.closed_form if closed_form is None else closed_form
-    if closed and (spec.kind == "weibull" or len(coef) != 2):
+    if spec.association == "shared":  # H = exp(eta) H0(t)
+        if closed and spec.kind == "pspline":
+            raise ValueError("the P-spline baseline has no closed-form cumulative hazard")
+        H0 = baseline_cumulative_hazard(spec, times, base, closed)
+        if times.ndim == 1:
+            H0 = H0[:, None, :]
+        return np.exp(np.asarray(eta, dtype=float))[..., None] * H0
+    if closed and (spec.kind in ("weibull", "pspline") or len(coef) != 2):
         raise ValueError("the closed form needs a piecewise or spline baseline and linear "
                          "trajectories")
     kn = spec.knots

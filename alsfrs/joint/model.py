@@ -8,6 +8,9 @@ Survival submodel (death or invasive ventilation)::
 
     h_i(t) = h0(t) exp(γᵀw_i + α (m_i(t) − m̄) [+ α_s m_i'(t)]),   m_i(t) = x_i(t)ᵀβ + z_i(t)ᵀb_i
 
+or, with shared random effects (``association="shared"``), h_i(t) = h0(t) exp(γᵀw_i + αᵀb_i).
+The penalised B-spline baseline (``"pspline"``) is described in :mod:`alsfrs.joint.priors`.
+
 Reparameterisation
 ------------------
 With Λ = L/σ, A_i = I + ΛᵀZ_iᵀZ_iΛ = R_iR_iᵀ and u_i = ΛᵀZ_iᵀ(y_i − X_iβ), the
@@ -31,9 +34,12 @@ knots), the hazard in a piece is exp(a + c t) and
 
     ∫_l^{l+Δ} e^{a + c t} dt = e^{a + c l} Δ φ(cΔ),   φ(x) = expm1(x)/x  (φ(0) = 1),
 
-computed stably (series for |x| < 1e-4). Otherwise (Weibull baseline, quadratic
-trajectories, or ``quadrature=True``) Gauss–Legendre quadrature with
-``quadrature_nodes`` nodes in each piece of the same partition.
+computed stably (series for |x| < 1e-4). With shared random effects the hazard
+varies in time only through h0, H_i = exp(γᵀw_i + αᵀb_i) H0(T_i), in closed form for
+the piecewise, spline and Weibull baselines. Otherwise (P-spline baseline, Weibull
+or quadratic trajectories with the value associations, or ``quadrature=True``)
+Gauss–Legendre quadrature with ``quadrature_nodes`` nodes in each piece of the
+same partition (the P-spline's segments).
 """
 
 from __future__ import annotations
@@ -44,8 +50,8 @@ import pytensor
 import pytensor.tensor as pt
 
 from alsfrs.bayes.priors import Prior
-from alsfrs.joint.design import JointDesign
-from alsfrs.joint.priors import JointPriors
+from alsfrs.joint.design import JointDesign, gauss_legendre
+from alsfrs.joint.priors import JointPriors, shared_name
 
 __all__ = ["build_joint_model", "phi"]
 
@@ -185,15 +191,33 @@ def trajectory(jd: JointDesign, beta_c, b, pb=None):
     return out
 
 
-def survival_loglik(jd: JointDesign, coef, gamma, alpha, alpha_s, base):
+def pspline_log_h0(jd: JointDesign, theta, t: np.ndarray):
+    """log h0 at fixed times ``t`` (any shape) for B-spline coefficients ``theta``: the
+    basis is evaluated once per distinct time (nodes of whole pieces are shared by all
+    patients who pass them), then gathered."""
+    uniq, inv = np.unique(np.asarray(t, dtype=float), return_inverse=True)
+    lh = pt.dot(_shared(jd.pspline.basis(uniq)), theta)
+    # a 1-d gather (its gradient is a fast 1-d scatter-add), then the shape of t
+    idx = pytensor.shared(inv.ravel().astype("int64"))
+    return lh[idx].reshape(np.shape(t))
+
+
+def survival_loglik(jd: JointDesign, coef, gamma, alpha, alpha_s, base, b=None,
+                    alpha_re=None):
     """Per-patient survival log-likelihood (G,) given trajectory coefficients (PyTensor).
 
-    ``base`` is the vector of log baseline hazards per piece (piecewise) or
-    (log rate, log shape) (Weibull).
+    ``base`` is the vector of log baseline hazards per piece (piecewise), at the knots
+    (spline), the B-spline coefficients (pspline) or (log rate, log shape) (Weibull).
+    ``association="shared"``: ``b`` (list of (G,) random effects) and ``alpha_re`` (one
+    log HR per random effect) replace the trajectory in the hazard.
     """
     T = jd.surv.time
     d = jd.surv.event
-    eta = alpha * (coef[0] - jd.m_ref)
+    shared = jd.association == "shared"
+    if shared:
+        eta = sum(alpha_re[k] * b[k] for k in range(len(b)))
+    else:
+        eta = alpha * (coef[0] - jd.m_ref)
     if jd.Wc.shape[1]:
         eta = eta + pt.dot(_shared(jd.Wc), gamma)
 
@@ -209,6 +233,14 @@ def survival_loglik(jd: JointDesign, coef, gamma, alpha, alpha_s, base):
             out = out + k * cs[k] * t ** (k - 1)
         return out
 
+    def traj(cs, t):  # the time-varying part of log h besides log h0
+        if shared:
+            return 0.0
+        out = alpha * m_part(cs, t)
+        if jd.association == "value+slope":
+            out = out + alpha_s * dm_at(cs, t)
+        return out
+
     tau = jd.spline_knots
     if jd.baseline == "spline":
         s_k = (base[1:] - base[:-1]) / np.diff(tau)  # slope of log h0 in each piece
@@ -218,6 +250,8 @@ def survival_loglik(jd: JointDesign, coef, gamma, alpha, alpha_s, base):
             return base[piece]
         if jd.baseline == "spline":
             return base[piece] + s_k[piece] * (t - tau[piece])
+        if jd.baseline == "pspline":
+            return pspline_log_h0(jd, base, t)
         log_rate, log_shape = base[0], base[1]
         shape = pt.exp(log_shape)
         ts = jd.t_scale
@@ -226,11 +260,21 @@ def survival_loglik(jd: JointDesign, coef, gamma, alpha, alpha_s, base):
     piece_T = jd.event_piece()
     ev = np.flatnonzero(d > 0)
     Tev = T[ev]
-    cev = [c[ev] for c in coef]
-    log_h_event = log_h0(Tev, piece_T[ev]) + eta[ev] + alpha * m_part(cev, Tev)
-    if jd.association == "value+slope":
-        log_h_event = log_h_event + alpha_s * dm_at(cev, Tev)
-    if jd.closed_form:
+    cev = None if shared else [c[ev] for c in coef]
+    log_h_event = log_h0(Tev, piece_T[ev]) + eta[ev] + traj(cev, Tev)
+    if jd.closed_form and shared:  # H = exp(eta) H0(T): the hazard's only time dependence is h0
+        if jd.baseline == "weibull":
+            log_H0 = base[0] + pt.exp(base[1]) * np.log(T / jd.t_scale)
+            H = pt.exp(eta + log_H0)
+        else:
+            lo, dl = jd.exposure()
+            if jd.baseline == "spline":
+                b0 = base[None, :-1] + s_k[None, :] * (lo - tau[None, :-1])
+                H0 = pt.sum(pt.exp(b0) * dl * phi(s_k[None, :] * dl), axis=1)
+            else:
+                H0 = pt.dot(_shared(dl), pt.exp(base))
+            H = pt.exp(eta) * H0
+    elif jd.closed_form:
         lo, dl = jd.exposure()
         slope = alpha * coef[1]
         if jd.association == "value+slope":
@@ -244,19 +288,72 @@ def survival_loglik(jd: JointDesign, coef, gamma, alpha, alpha_s, base):
             total = cs
         H = pt.sum(pt.exp(b0 + eta[:, None] + cs * lo) * dl * phi(total * dl), axis=1)
     else:
-        tn, wn = jd.nodes()
-        K, n = jd.n_pieces, jd.quadrature_nodes
-        piece = np.repeat(np.arange(K), n)
-        lh = log_h0(tn, piece[None, :]) if jd.baseline == "spline" else log_h0(tn, piece)
-        if jd.baseline == "piecewise":
-            lh = lh[None, :]
-        cg = [c[:, None] for c in coef]
-        log_h = lh + eta[:, None] + alpha * m_part(cg, tn)
-        if jd.association == "value+slope":
-            log_h = log_h + alpha_s * dm_at(cg, tn)
-        H = pt.sum(_shared(wn) * pt.exp(log_h), axis=1)
+        if not shared:
+            tn, wn = jd.nodes()
+            n = jd.quadrature_nodes
+            used = np.flatnonzero(jd.exposure()[1].max(axis=0) > 0)
+            piece = np.repeat(used, n)
+            if jd.baseline == "spline":
+                lh = log_h0(tn, piece[None, :])
+            elif jd.baseline == "piecewise":
+                lh = log_h0(tn, piece)[None, :]
+            else:
+                lh = log_h0(tn, piece)
+        if shared:
+            H = pt.exp(eta) * baseline_cumulative_quadrature(jd, log_h0)
+        else:
+            cg = [c[:, None] for c in coef]
+            log_h = lh + eta[:, None] + traj(cg, tn)
+            H = pt.sum(_shared(wn) * pt.exp(log_h), axis=1)
     ll = -H
     return pt.inc_subtensor(ll[ev], log_h_event)
+
+
+def baseline_cumulative_quadrature(jd: JointDesign, log_h0):
+    """H0(T_i) by Gauss–Legendre (``quadrature_nodes`` per piece), for a hazard whose only
+    time dependence is h0 (shared random effects): the integral over each whole piece is
+    the same for every patient who passes it, so it is computed once per piece; only each
+    patient's last, partial piece has nodes of its own."""
+    x, w = gauss_legendre(jd.quadrature_nodes)
+    kn = jd.knots
+    lo, dl = jd.exposure()
+    length = np.diff(kn)
+    full = dl >= length[None, :]  # (G, K); the last piece is infinite, never whole
+    whole = np.flatnonzero(full.any(axis=0))
+    H0 = 0.0
+    if len(whole):
+        tk = kn[whole, None] + length[whole, None] * x[None, :]  # (k, n)
+        wk = length[whole, None] * w[None, :]
+        lh = log_h0(tk, np.repeat(whole, len(x)).reshape(tk.shape))
+        F = pt.sum(_shared(wk) * pt.exp(lh), axis=1)  # one integral per whole piece
+        H0 = pt.dot(_shared(full[:, whole].astype(float)), F)
+    part = (dl > 0) & ~full
+    has = part.any(axis=1)
+    p = np.where(has, np.argmax(part, axis=1), 0)
+    G = len(p)
+    t0, d0 = lo[np.arange(G), p], np.where(has, dl[np.arange(G), p], 0.0)
+    tp = t0[:, None] + d0[:, None] * x[None, :]
+    wp = d0[:, None] * w[None, :]
+    lhp = log_h0(tp, np.repeat(p[:, None], len(x), axis=1))
+    return H0 + pt.sum(_shared(wp) * pt.exp(lhp), axis=1)
+
+
+def pspline_coefficients(jd: JointDesign, priors: JointPriors):
+    """θ = a·1 + s·g + E ε / √τ (:mod:`alsfrs.joint.priors`), non-centred; also stores
+    log h0 at the segment boundaries (``log_h0``) and θ (``bs_coef``)."""
+    ps = jd.pspline
+    N = ps.null_space()
+    E = ps.penalty_root(2)
+    level = pm.Normal("log_h0_level", *priors.baseline.params)
+    trend = pm.Normal("log_h0_trend", *priors.pspline_trend.params)
+    tau = pm.Gamma("tau_bs", alpha=priors.pspline_precision.params[0],
+                   beta=priors.pspline_precision.params[1])
+    eps = pm.Normal("bs_z", 0.0, 1.0, dims="bs_pen")
+    theta = (level * _shared(N[:, 0]) + trend * _shared(N[:, 1])
+             + pt.dot(_shared(E), eps) / pt.sqrt(tau))
+    pm.Deterministic("bs_coef", theta, dims="bs_basis")
+    pm.Deterministic("log_h0", pt.dot(_shared(ps.basis(ps.breaks)), theta), dims="knot")
+    return theta
 
 
 def build_joint_model(jd: JointDesign, priors: JointPriors) -> pm.Model:
@@ -265,7 +362,10 @@ def build_joint_model(jd: JointDesign, priors: JointPriors) -> pm.Model:
     coords = {"term": list(mm.fixed_names), "re_term": list(mm.random_names),
               "re_term_": list(mm.random_names), "patient": jd.patients,
               "surv_term": list(jd.surv.names), "piece": list(range(jd.n_pieces)),
-              "knot": list(range(jd.n_pieces + 1))}
+              "knot": list(range(len(jd.spline_knots)))}
+    if jd.pspline is not None:
+        coords["bs_basis"] = list(range(jd.pspline.n_coef))
+        coords["bs_pen"] = list(range(jd.pspline.n_coef - 2))
     with pm.Model(coords=coords) as model:
         beta_c = _normal_vector("beta_c", [priors.long.fixed[n] for n in mm.fixed_names], "term")
         beta = beta_c
@@ -285,13 +385,21 @@ def build_joint_model(jd: JointDesign, priors: JointPriors) -> pm.Model:
                                    "surv_term")
         else:
             gamma = None
-        alpha = pm.Normal("alpha", *priors.alpha.params)
-        alpha_s = (pm.Normal("alpha_slope", *priors.alpha_slope.params)
-                   if jd.association == "value+slope" else None)
+        alpha = alpha_s = alpha_re = None
+        if jd.association == "shared":
+            alpha_re = _normal_vector(
+                "alpha_shared", [priors.shared[shared_name(mm.response, n)]
+                                 for n in mm.random_names], "re_term")
+        else:
+            alpha = pm.Normal("alpha", *priors.alpha.params)
+        if jd.association == "value+slope":
+            alpha_s = pm.Normal("alpha_slope", *priors.alpha_slope.params)
         if jd.baseline == "piecewise":
             base = pm.Normal("log_h0", *priors.baseline.params, dims="piece")
         elif jd.baseline == "spline":
             base = pm.Normal("log_h0", *priors.baseline.params, dims="knot")
+        elif jd.baseline == "pspline":
+            base = pspline_coefficients(jd, priors)
         else:
             log_rate = pm.Normal("log_rate", *priors.baseline.params)
             log_shape = pm.Normal("log_shape", *priors.log_shape.params)
@@ -299,8 +407,8 @@ def build_joint_model(jd: JointDesign, priors: JointPriors) -> pm.Model:
         z = pm.Normal("z", 0.0, 1.0, dims=("patient", "re_term"))
         ztxb, pb = design_products(jd, beta_c)
         ll_long, b = latent_effects(jd, beta_c, L, sigma, z, ztxb)
-        coef = trajectory(jd, beta_c, b, pb)
-        ll_surv = survival_loglik(jd, coef, gamma, alpha, alpha_s, base)
+        coef = None if jd.association == "shared" else trajectory(jd, beta_c, b, pb)
+        ll_surv = survival_loglik(jd, coef, gamma, alpha, alpha_s, base, b, alpha_re)
         pm.Potential("longitudinal_loglik", ll_long)
         pm.Potential("survival_loglik", pt.sum(ll_surv))
     return model

@@ -32,7 +32,7 @@ def hazard_ratio_plot(result: Any, truth: dict[str, float] | None = None, ax: An
     ax.set_xscale("log")
     ax.set_yticks(y, [str(t) for t in hr.index])
     ax.set_xlabel("hazard ratio of death or invasive ventilation (per unit; per point for "
-                  "value())")
+                  "value(), per unit of the random effect for ranef())")
     ax.legend(loc="best", fontsize=8)
     return fig if fig is not None else ax.figure
 

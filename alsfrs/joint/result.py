@@ -16,7 +16,7 @@ from alsfrs.effects import effects_from_draws, exposure_contrasts
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.joint.design import JointDesign
 from alsfrs.joint.hazard import BaselineSpec, cumulative_hazard, latent_effects_np, log_hazard
-from alsfrs.joint.priors import JointPriors
+from alsfrs.joint.priors import JointPriors, shared_name
 from alsfrs.results import (
     Display,
     DisplayTable,
@@ -34,10 +34,13 @@ CHUNK = 100
 def baseline_spec(jd: JointDesign) -> BaselineSpec:
     return BaselineSpec(kind=jd.baseline, knots=jd.knots, t_scale=jd.t_scale,
                         association=jd.association, closed_form=jd.closed_form,
-                        quadrature_nodes=jd.quadrature_nodes, t_end=jd.t_end)
+                        quadrature_nodes=jd.quadrature_nodes, t_end=jd.t_end,
+                        pspline=jd.pspline)
 
 
 def _base_draws(post: Any, jd: JointDesign) -> np.ndarray:
+    if jd.baseline == "pspline":
+        return flat_draws(post["bs_coef"].values)
     if jd.baseline in ("piecewise", "spline"):
         return flat_draws(post["log_h0"].values)
     return np.stack([flat_draws(post["log_rate"].values),
@@ -50,11 +53,17 @@ def _coefficients(jd: JointDesign, beta_c: np.ndarray, b: np.ndarray) -> list[np
             for d in range(jd.degree + 1)]
 
 
-def survival_loglik_np(jd: JointDesign, beta_c, b, gamma, alpha, alpha_s, base) -> np.ndarray:
-    """Per-patient survival log-likelihood given the random effects, (D, G)."""
+def survival_loglik_np(jd: JointDesign, beta_c, b, gamma, alpha, alpha_s, base,
+                       alpha_re=None) -> np.ndarray:
+    """Per-patient survival log-likelihood given the random effects, (D, G).
+    ``alpha_re`` (D, q): the log HRs of the shared random effects (``"shared"``)."""
     spec = baseline_spec(jd)
     coef = _coefficients(jd, beta_c, b)
-    eta = alpha[:, None] * (coef[0] - jd.m_ref)
+    if jd.association == "shared":
+        eta = np.einsum("dgq,dq->dg", b, alpha_re)
+        alpha = np.zeros(len(alpha_re))
+    else:
+        eta = alpha[:, None] * (coef[0] - jd.m_ref)
     if gamma is not None and gamma.shape[1]:
         eta = eta + gamma @ jd.Wc.T
     a = alpha[:, None]
@@ -77,8 +86,9 @@ def augment(idata: Any, jd: JointDesign, seed: int) -> Any:
     chol, sigma = flat_draws(post["chol"].values), flat_draws(post["sigma"].values)
     z = flat_draws(post["z"].values)
     gamma = flat_draws(post["gamma"].values) if "gamma" in post else None
-    alpha = flat_draws(post["alpha"].values)
+    alpha = flat_draws(post["alpha"].values) if "alpha" in post else None
     alpha_s = flat_draws(post["alpha_slope"].values) if "alpha_slope" in post else None
+    alpha_re = flat_draws(post["alpha_shared"].values) if "alpha_shared" in post else None
     base = _base_draws(post, jd)
     D = beta.shape[0]
     G, q = z.shape[1], z.shape[2]
@@ -89,10 +99,13 @@ def augment(idata: Any, jd: JointDesign, seed: int) -> Any:
         e = min(D, s + CHUNK)
         b[s:e] = latent_effects_np(jd.long.stats, beta_c[s:e], chol[s:e], sigma[s:e], z[s:e])
         ll[s:e] = ll_long[s:e] + survival_loglik_np(
-            jd, beta_c[s:e], b[s:e], None if gamma is None else gamma[s:e], alpha[s:e],
-            None if alpha_s is None else alpha_s[s:e], base[s:e])
+            jd, beta_c[s:e], b[s:e], None if gamma is None else gamma[s:e],
+            None if alpha is None else alpha[s:e],
+            None if alpha_s is None else alpha_s[s:e], base[s:e],
+            None if alpha_re is None else alpha_re[s:e])
     keep = [v for v in ("beta", "sd", "corr", "chol", "sigma", "gamma", "alpha", "alpha_slope",
-                        "log_h0", "log_rate", "log_shape") if v in post]
+                        "alpha_shared", "log_h0", "log_rate", "log_shape", "log_h0_level",
+                        "log_h0_trend", "tau_bs", "bs_coef") if v in post]
     new_post = post[keep].assign(patient_effects=(
         ("chain", "draw", "patient", "re_term"), b.reshape(C, Dn, G, q)))
     new_post.attrs = dict(post.attrs)
@@ -121,8 +134,10 @@ class JointResult(Result):
     idata : arviz.InferenceData
         ``posterior``: ``beta`` (longitudinal terms), ``sd``, ``corr``, ``chol``,
         ``sigma``, ``gamma`` (survival terms), ``alpha`` (current value),
-        ``alpha_slope`` (``"value+slope"``), ``log_h0`` (piecewise) or
-        ``log_rate``/``log_shape`` (Weibull), ``patient_effects``;
+        ``alpha_slope`` (``"value+slope"``), ``alpha_shared`` (``"shared"``: one per
+        random effect), ``log_h0`` (piecewise: per piece; spline and pspline: at the
+        knots), ``log_rate``/``log_shape`` (Weibull), ``bs_coef``, ``tau_bs``,
+        ``log_h0_level``, ``log_h0_trend`` (pspline), ``patient_effects``;
         ``log_likelihood["joint_by_patient"]``: each patient's marginal longitudinal
         log-likelihood plus the survival log-likelihood given the patient's
         random effects (leave-one-patient-out LOO, conditional on b_i).
@@ -157,6 +172,16 @@ class JointResult(Result):
     @property
     def slope_name(self) -> str:
         return f"slope({self.response})"
+
+    @property
+    def association_names(self) -> list[str]:
+        """Rows of :meth:`hazard_ratios` that are association parameters."""
+        if self.design.association == "shared":
+            return [shared_name(self.response, n) for n in self.design.long.mm.random_names]
+        names = [self.value_name]
+        if self.design.association == "value+slope":
+            names.append(self.slope_name)
+        return names
 
     @property
     def nobs(self) -> int:
@@ -197,7 +222,11 @@ class JointResult(Result):
                                 (a, b)))
         out.append(("longitudinal", "sd__Observation", "sigma", ()))
         out += [("survival", n, "gamma", (j,)) for j, n in enumerate(self.design.surv.names)]
-        out.append(("survival", self.value_name, "alpha", ()))
+        if "alpha_shared" in self.idata.posterior:
+            out += [("survival", shared_name(self.response, n), "alpha_shared", (k,))
+                    for k, n in enumerate(mm.random_names)]
+        if "alpha" in self.idata.posterior:
+            out.append(("survival", self.value_name, "alpha", ()))
         if "alpha_slope" in self.idata.posterior:
             out.append(("survival", self.slope_name, "alpha_slope", ()))
         if self.design.baseline == "piecewise":
@@ -205,9 +234,11 @@ class JointResult(Result):
             for k in range(self.design.n_pieces):
                 hi = "inf" if not np.isfinite(kn[k + 1]) else f"{kn[k + 1]:.1f}"
                 out.append(("baseline", f"log_h0[{kn[k]:.1f}, {hi})", "log_h0", (k,)))
-        elif self.design.baseline == "spline":
+        elif self.design.baseline in ("spline", "pspline"):
             for k, t in enumerate(self.design.spline_knots):
                 out.append(("baseline", f"log_h0({t:.1f})", "log_h0", (k,)))
+            if self.design.baseline == "pspline":
+                out.append(("baseline", "tau_bs", "tau_bs", ()))
         else:
             out += [("baseline", "log_rate", "log_rate", ()),
                     ("baseline", "log_shape", "log_shape", ())]
@@ -249,7 +280,10 @@ class JointResult(Result):
 
         Index: the survival terms (``anxiolytic``, ``sexM``, …) and
         ``value(alsfrs_r)`` (per ALSFRS-R point of the current true value;
-        ``slope(alsfrs_r)`` per point/month of current slope). Columns: posterior
+        ``slope(alsfrs_r)`` per point/month of current slope), or with
+        ``association="shared"`` ``ranef(alsfrs_r):(Intercept)`` (per point of the
+        patient's level above average) and ``ranef(alsfrs_r):months`` (per point/month
+        of slope above average, i.e. slower decline). Columns: posterior
         mean and SD of the log HR, the HR (posterior median) with its equal-tailed
         interval at ``level``, P(HR > 1), R-hat and bulk ESS.
         ``attrs["per_point_lost"]`` gives α in words as the HR per point *lost*.
@@ -275,7 +309,11 @@ class JointResult(Result):
         return out
 
     def association_in_words(self) -> str:
-        """α as the hazard ratio per ALSFRS-R point lost, in a sentence."""
+        """α as the hazard ratio per ALSFRS-R point lost, in a sentence (``"shared"``: the
+        HR per point of the patient's level below average and per point/month of faster
+        decline than average)."""
+        if self.design.association == "shared":
+            return self._shared_in_words()
         al = self.draws("alpha")
         hr = np.exp(-np.median(al))
         lo, hi = np.exp(-np.quantile(al, [0.975, 0.025]))
@@ -284,6 +322,29 @@ class JointResult(Result):
         return (f"each {self.response} point lost {verb} the hazard of death or invasive "
                 f"ventilation by {abs(change):.0f}% (HR per point lost {hr:.3f}, 95% interval "
                 f"{lo:.3f} to {hi:.3f})")
+
+    def _shared_in_words(self) -> str:
+        al = self.draws("alpha_shared")
+        parts = []
+        for k, name in enumerate(self.design.long.mm.random_names):
+            # a lower level / a faster decline is a negative random effect: HR of −1 unit
+            d = -al[:, k]
+            hr = np.exp(np.median(d))
+            lo, hi = np.exp(np.quantile(d, [0.025, 0.975]))
+            change = 100 * (hr - 1)
+            verb = "raises" if change >= 0 else "lowers"
+            if name == "(Intercept)":
+                what = (f"each {self.response} point a patient's level lies below the "
+                        "average (random intercept)")
+            elif name == self.time:
+                per = "month" if self.time.startswith("months") else f"unit of {self.time}"
+                what = (f"each {self.response} point per {per} of faster decline than "
+                        "average (random slope)")
+            else:
+                what = f"each unit lower random effect {name}"
+            parts.append(f"{what} {verb} the hazard of death or invasive ventilation by "
+                         f"{abs(change):.0f}% (HR {hr:.3f}, 95% interval {lo:.3f} to {hi:.3f})")
+        return "; ".join(parts)
 
     def exposure_effects(self, exposures: Any = None, level: float = 0.95,
                          margin: float = 0.1) -> pd.DataFrame:
@@ -346,7 +407,10 @@ class JointResult(Result):
         D = beta.shape[0]
         sel = np.sort(rng.choice(D, size=min(n_draws, D), replace=False))
         beta, chol = beta[sel], self.draws("chol")[sel]
-        sigma, alpha = self.draws("sigma")[sel], self.draws("alpha")[sel]
+        sigma = self.draws("sigma")[sel]
+        shared = jd.association == "shared"
+        alpha = (np.zeros(len(sel)) if shared else self.draws("alpha")[sel])
+        alpha_re = self.draws("alpha_shared")[sel] if shared else None
         gamma = self.draws("gamma")[sel] if "gamma" in self.idata.posterior else None
         alpha_s = self.draws("alpha_slope")[sel] if "alpha_slope" in self.idata.posterior \
             else None
@@ -385,7 +449,10 @@ class JointResult(Result):
                 coef.append(c)
             while len(coef) < jd.degree + 1:
                 coef.append(np.zeros_like(coef[0]))
-            eta = alpha[:, None] * (coef[0] - jd.m_ref)
+            if shared:
+                eta = np.einsum("dmq,dq->dm", bdraw, alpha_re)
+            else:
+                eta = alpha[:, None] * (coef[0] - jd.m_ref)
             if gamma is not None and gamma.shape[1]:
                 eta = eta + (gamma @ (W - jd.wbar))[:, None]
             tt = np.concatenate([[t0], times[times >= t0]])
@@ -456,9 +523,7 @@ class JointResult(Result):
         s = self.settings
         header = [("longitudinal", self.longitudinal), ("survival", self.survival),
                   ("association", str(s.get("association"))),
-                  ("baseline hazard", f"{s.get('baseline')}"
-                   + (f", {self.design.n_pieces} pieces" if s.get("baseline") in (
-                       "piecewise", "spline") else "")),
+                  ("baseline hazard", self._baseline_text()),
                   ("cumulative hazard", "closed form" if self.design.closed_form else
                    f"Gauss-Legendre, {self.design.quadrature_nodes} nodes per piece"),
                   ("data", f"{self.npatients} patients, {self.nobs} visits, {self.nevents} "
@@ -475,6 +540,15 @@ class JointResult(Result):
                     DisplayTable("Longitudinal submodel", long),
                     DisplayTable("Diagnostics", diag)],
             notes=[hr.attrs["per_point_lost"], *self.diagnostic_messages()])
+
+    def _baseline_text(self) -> str:
+        jd = self.design
+        if jd.baseline == "pspline":
+            return (f"pspline: cubic B-spline, {jd.pspline.n_segments} equal segments over "
+                    f"0-{jd.pspline.t_max:.1f}, second-difference penalty")
+        if jd.baseline in ("piecewise", "spline"):
+            return f"{jd.baseline}, {jd.n_pieces} pieces"
+        return jd.baseline
 
     def _to_payload(self) -> Payload:
         jd = self.design

@@ -46,12 +46,15 @@ class JointRenderer:
         hr = result.hazard_ratios(level=ctx.level)
         pct = f"{round(100 * ctx.level):d}"
         out = [f"{name}: {result.association_in_words()}."]
+        given = ("for the same ALSFRS-R level and decline (random effects)"
+                 if result.settings.get("association") == "shared"
+                 else "at the same current ALSFRS-R")
         for term, row in hr.iterrows():
-            if term == result.value_name or term == result.slope_name:
+            if term in result.association_names:
                 continue
             out.append(f"{name}: {term} — hazard ratio of death or invasive ventilation "
                        f"{row['hr']:.2f} ({pct}% interval {row[f'hr_lower_{pct}']:.2f} to "
-                       f"{row[f'hr_upper_{pct}']:.2f}), at the same current ALSFRS-R.")
+                       f"{row[f'hr_upper_{pct}']:.2f}), {given}.")
         if result.diagnostic_messages():
             out.append(f"{name}: the sampler's diagnostics flag problems (see Diagnostics).")
         return out
@@ -62,9 +65,11 @@ class JointRenderer:
         if truth:
             hr = hr.assign(hr_truth=[truth.get(t, np.nan) for t in hr.index])
         blocks = [Paragraph(result.association_in_words() + "."),
-                  TableBlock(hr, caption="Hazard ratios: survival terms per unit, the current "
-                                         "ALSFRS-R per point (posterior median, equal-tailed "
-                                         "interval)"),
+                  TableBlock(hr, caption="Hazard ratios: survival terms per unit, the "
+                                         "association per point of the current ALSFRS-R, or "
+                                         "per unit of the patient's random effects for a "
+                                         "shared-random-effects model (posterior median, "
+                                         "equal-tailed interval)"),
                   FigureBlock(lambda: hazard_ratio_plot(result, truth=truth, level=ctx.level),
                               caption="Hazard ratios of death or invasive ventilation")]
         secs = [Section(f"{name}: joint model — survival", blocks)]
