@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 import warnings
 
@@ -99,7 +100,7 @@ def cohort(rng, n: int):
 
 
 def run_sbc(n_sims: int = 100, n_patients: int = 120, draws: int = 100, seed: int = 1,
-            bins: int = 5) -> pd.DataFrame:
+            bins: int = 5, progress: bool = False) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     ranks = {p: [] for p in PARAMS}
     for s in range(n_sims):
@@ -118,6 +119,9 @@ def run_sbc(n_sims: int = 100, n_patients: int = 120, draws: int = 100, seed: in
         for p in PARAMS:
             d = post[p][::2]  # thin: fewer, less autocorrelated draws
             ranks[p].append(int((d < truth[p]).sum()))
+        if progress:  # one line per simulation on stderr, so a cut-short run still shows its ranks
+            print(f"sim {s + 1}/{n_sims} ranks of {len(post['alpha'][::2])}: "
+                  + " ".join(f"{p}={ranks[p][-1]}" for p in PARAMS), file=sys.stderr, flush=True)
     L = len(post["alpha"][::2]) + 1
     rows = []
     for p in PARAMS:
@@ -137,7 +141,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
     t0 = time.perf_counter()
-    res = run_sbc(a.sims, a.patients, a.draws, a.seed)
+    res = run_sbc(a.sims, a.patients, a.draws, a.seed, progress=True)
     with pd.option_context("display.width", 160):
         print(res.to_string())
     print(f"\n{a.sims} simulations of {a.patients} patients in {time.perf_counter() - t0:.0f} s;"
