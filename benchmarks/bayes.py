@@ -88,12 +88,16 @@ def worker_compile(spec: dict) -> dict:
     fn = model.logp_dlogp_function(ravel_inputs=True, **({"mode": mode} if mode else {}))
     fn.set_extra_values({})
     x = np.concatenate([np.ravel(v) for v in model.initial_point().values()])
+    return {"first_sample_call_s": first, "logp_dlogp_us": _microseconds_per_call(fn, x)}
+
+
+def _microseconds_per_call(fn, x, n: int = 2000) -> float:
+    """Warm time of one log-density-and-gradient evaluation (after one untimed call)."""
     fn(x)
-    n = 2000
     t0 = time.perf_counter()
     for _ in range(n):
         fn(x)
-    return {"first_sample_call_s": first, "logp_dlogp_us": (time.perf_counter() - t0) / n * 1e6}
+    return (time.perf_counter() - t0) / n * 1e6
 
 
 def _compile_density(design, pri) -> dict:
@@ -115,12 +119,7 @@ def _compile_density(design, pri) -> dict:
     density = CollapsedDensity(design, pri)
     x = density.pack(design.center(np.linalg.lstsq(design.mm.X, design.mm.y, rcond=None)[0]),
                      np.eye(design.mm.n_random), 2.0)
-    density(x)
-    n = 2000
-    t0 = time.perf_counter()
-    for _ in range(n):
-        density(x)
-    return {"first_sample_call_s": first, "logp_dlogp_us": (time.perf_counter() - t0) / n * 1e6}
+    return {"first_sample_call_s": first, "logp_dlogp_us": _microseconds_per_call(density, x)}
 
 
 def _previous_engine(design, pri, kwargs, seed):
