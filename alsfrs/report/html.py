@@ -109,7 +109,7 @@ def _comparison_figure(named: dict[str, Any], ctx: ReportContext, figures: bool
     truth = (ctx.truth or {}).get("exposure_slope_effects")
     caption = ("Difference in decline per exposure, by model, with "
                f"{100 * ctx.level:g}% intervals (dots and bars)")
-    caption += "; crosses mark the simulated truth." if truth else "."
+    caption += "; open diamonds mark the simulated truth." if truth else "."
     return _figure(FigureBlock(
         lambda: plots.forest_plot(with_effects, truth=truth, level=ctx.level), caption))
 
