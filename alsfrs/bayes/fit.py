@@ -399,8 +399,10 @@ def prior_predictive(
     with model, warnings.catch_warnings(), _quick_compile():
         # only parameters are drawn here; the data are generated below in NumPy
         warnings.filterwarnings("ignore", message=".*Potentials.*")
+        # a few scalar draws: run in Python rather than compile C (seconds cold)
         prior = pm.sample_prior_predictive(draws=draws, random_seed=seed,
-                                           var_names=["beta", "chol", "sigma"])
+                                           var_names=["beta", "chol", "sigma"],
+                                           compile_kwargs={"mode": "FAST_COMPILE"})
     beta = _flat(prior.prior["beta"])
     chol = _flat(prior.prior["chol"])
     sigma = _flat(prior.prior["sigma"])
