@@ -55,6 +55,7 @@ __all__ = [
     "block_structure",
     "factor",
     "marginal_loglik_grad",
+    "relative_precision_2x2",
 ]
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -63,6 +64,23 @@ LOG_2PI = math.log(2.0 * math.pi)
 # ------------------------------------------------------------------------------
 # per-patient factorisation
 # ------------------------------------------------------------------------------
+def relative_precision_2x2(g00, g01, g11, l00, l01, l10, l11):
+    """The free entries ``(a00, a01, a11)`` of ``A = I + ΛᵀGΛ`` for 2 × 2 ``G``
+    (symmetric) and ``Λ``, written out elementwise.
+
+    Every argument may be an array (patients, or draws × patients, broadcast):
+    the mixed model, the collapsed likelihood and the posterior's per-patient
+    pass all use this one piece of algebra.
+    """
+    # S = G Λ
+    s00 = g00 * l00 + g01 * l10
+    s01 = g00 * l01 + g01 * l11
+    s10 = g01 * l00 + g11 * l10
+    s11 = g01 * l01 + g11 * l11
+    # A = I + Λᵀ S
+    return (1.0 + l00 * s00 + l10 * s10, l00 * s01 + l10 * s11, 1.0 + l01 * s01 + l11 * s11)
+
+
 def factor(G: np.ndarray, Lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``Kᵢ = ΛAᵢ⁻¹Λᵀ`` and ``log|Aᵢ|`` for every patient.
 
@@ -87,16 +105,8 @@ def factor(G: np.ndarray, Lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if q == 2:
         l00, l10, l11 = Lam[0, 0], Lam[1, 0], Lam[1, 1]
         l01 = Lam[0, 1]
-        g00, g01, g11 = G[:, 0, 0], G[:, 0, 1], G[:, 1, 1]
-        # S = G Λ
-        s00 = g00 * l00 + g01 * l10
-        s01 = g00 * l01 + g01 * l11
-        s10 = g01 * l00 + g11 * l10
-        s11 = g01 * l01 + g11 * l11
-        # A = I + Λᵀ S
-        a00 = 1.0 + l00 * s00 + l10 * s10
-        a01 = l00 * s01 + l10 * s11
-        a11 = 1.0 + l01 * s01 + l11 * s11
+        a00, a01, a11 = relative_precision_2x2(G[:, 0, 0], G[:, 0, 1], G[:, 1, 1],
+                                               l00, l01, l10, l11)
         det = a00 * a11 - a01 * a01
         i00, i01, i11 = a11 / det, -a01 / det, a00 / det
         # K = Λ A⁻¹ Λᵀ
@@ -634,13 +644,7 @@ class MarginalKernel:
             l00, l10, l11 = L[0, 0] / sigma, L[1, 0] / sigma, L[1, 1] / sigma
             l01 = L[0, 1] / sigma
             g00, g01, g11 = self.g[0, 0], self.g[0, 1], self.g[1, 1]
-            s00 = g00 * l00 + g01 * l10
-            s01 = g00 * l01 + g01 * l11
-            s10 = g01 * l00 + g11 * l10
-            s11 = g01 * l01 + g11 * l11
-            a00 = 1.0 + l00 * s00 + l10 * s10
-            a01 = l00 * s01 + l10 * s11
-            a11 = 1.0 + l01 * s01 + l11 * s11
+            a00, a01, a11 = relative_precision_2x2(g00, g01, g11, l00, l01, l10, l11)
             det = a00 * a11 - a01 * a01
             inv = 1.0 / det
             i00, i01, i11 = a11 * inv, -a01 * inv, a00 * inv

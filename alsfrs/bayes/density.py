@@ -125,8 +125,6 @@ class CollapsedDensity:
     ----------
     size : int
         Length of the unconstrained vector θ.
-    names : list of str
-        A label per element of θ (for messages and the Laplace start).
     """
 
     def __init__(self, design, priors: PriorSet) -> None:
@@ -139,7 +137,6 @@ class CollapsedDensity:
         self.eta = float(priors.lkj_eta)
         self.blocks: list[_Block] = []
         pos = self.p
-        names = [f"b[{n}]" for n in mm.fixed_names]
         for block in mm.blocks:
             bpri = [priors.sd[mm.random_names[j]] for j in block]
             b = _Block(cols=tuple(block), start=pos, prior=_VectorPrior(bpri),
@@ -150,14 +147,8 @@ class CollapsedDensity:
                 order = np.lexsort((cols, rows))  # row by row, as PyMC packs
                 b.rows, b.colidx = rows[order], cols[order]
                 b.diag = np.cumsum(np.arange(1, m + 1)) - 1
-                names += [f"chol[{mm.random_names[block[i]]},{mm.random_names[block[j]]}]"
-                          for i, j in zip(b.rows, b.colidx, strict=True)]
-            else:
-                names.append(f"log sd[{mm.random_names[block[0]]}]")
             self.blocks.append(b)
             pos += b.size
-        names.append("log sigma")
-        self.names = names
         self.size = pos + 1
         # the fixed-effect priors grouped by family, each group evaluated in one pass
         families: dict[str, list[int]] = {}
@@ -170,18 +161,8 @@ class CollapsedDensity:
     # -- parameters ------------------------------------------------------------
     def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """``(beta_c, L, sigma)`` from one unconstrained vector."""
-        theta = np.asarray(theta, dtype=float)
-        L = np.zeros((self.q, self.q))
-        for b in self.blocks:
-            v = theta[b.start:b.start + b.size]
-            if b.correlated:
-                vals = v.copy()
-                vals[b.diag] = np.exp(v[b.diag])
-                c = np.asarray(b.cols)
-                L[c[b.rows], c[b.colidx]] = vals
-            else:
-                L[b.cols[0], b.cols[0]] = np.exp(v[0])
-        return theta[:self.p].copy(), L, float(np.exp(theta[-1]))
+        beta, L, sigma = self.unpack_draws(np.asarray(theta, dtype=float)[None])
+        return beta[0], L[0], float(sigma[0])
 
     def unpack_draws(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``beta_c`` (D, p), ``L`` (D, q, q) and ``sigma`` (D,) from draws (D, size)."""
@@ -322,7 +303,6 @@ def laplace_start(density: CollapsedDensity, *, step: float = 1e-5
     else:
         floor = max(w.max(), 1.0) * 1e-8
         cov = (V / np.maximum(w, floor)) @ V.T
-        # a direction the data and prior barely inform: cap its variance
         cov = 0.5 * (cov + cov.T)
     record = {"iterations": int(res.nit), "evaluations": int(res.nfev),
               "success": bool(res.success), "message": str(res.message)}

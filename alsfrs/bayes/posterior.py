@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats
 
 from alsfrs.bayes.model import Design
+from alsfrs.gaussian import relative_precision_2x2
 
 __all__ = ["conditional_effects", "effects_and_loglik", "marginal_loglik",
            "pointwise_student_loglik", "predictive"]
@@ -64,16 +65,12 @@ class _Factored:
             self.Ainv_u = self.u / a[..., None]
             self._r = np.sqrt(a)[..., None]
         else:
-            # A_i = I + Λᵀ G_i Λ written out (draws × patients), as in alsfrs.gaussian
+            # A_i = I + Λᵀ G_i Λ over draws × patients (the kernel's own algebra)
             l00, l01 = lam[:, 0, 0, None], lam[:, 0, 1, None]
             l10, l11 = lam[:, 1, 0, None], lam[:, 1, 1, None]
             g00, g01, g11 = (st.ZtZ[None, :, 0, 0], st.ZtZ[None, :, 0, 1],
                              st.ZtZ[None, :, 1, 1])
-            s00, s10 = g00 * l00 + g01 * l10, g01 * l00 + g11 * l10
-            s01, s11 = g00 * l01 + g01 * l11, g01 * l01 + g11 * l11
-            a00 = 1.0 + l00 * s00 + l10 * s10
-            a01 = l00 * s01 + l10 * s11
-            a11 = 1.0 + l01 * s01 + l11 * s11
+            a00, a01, a11 = relative_precision_2x2(g00, g01, g11, l00, l01, l10, l11)
             c0, c1 = c[..., 0], c[..., 1]
             self.u = np.stack([l00 * c0 + l10 * c1, l01 * c0 + l11 * c1], axis=-1)
             det = a00 * a11 - a01 * a01
