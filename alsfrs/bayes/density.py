@@ -245,6 +245,26 @@ class CollapsedDensity:
         g[b.diag] = g[b.diag] * diag + 1.0
         return lp, g
 
+    def pullback(self, theta: np.ndarray, g_beta: np.ndarray, g_L: np.ndarray,
+                 g_sigma: float) -> np.ndarray:
+        """Gradient in θ of a further term whose gradient in ``(beta_c, L, sigma)`` is
+        given (the chain rule through the transforms; no prior, no Jacobian): how the
+        joint model adds its survival term (:mod:`alsfrs.joint.density`)."""
+        theta = np.asarray(theta, dtype=float)
+        out = np.empty(self.size)
+        out[:self.p] = g_beta
+        for b in self.blocks:
+            v = theta[b.start:b.start + b.size]
+            if b.correlated:
+                c = np.asarray(b.cols)
+                g = g_L[c[b.rows], c[b.colidx]].astype(float)
+                g[b.diag] *= np.exp(v[b.diag])
+            else:
+                g = np.array([g_L[b.cols[0], b.cols[0]] * math.exp(v[0])])
+            out[b.start:b.start + b.size] = g
+        out[-1] = g_sigma * math.exp(theta[-1])
+        return out
+
     def neg(self) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
         """``-log p`` and its gradient (for optimisers)."""
         def f(theta):

@@ -24,6 +24,7 @@ from alsfrs.bayes.posterior import (
 from alsfrs.bayes.priors import resolve_priors
 from alsfrs.bayes.result import BayesResult
 from alsfrs.bayes.result import flat_draws as _flat
+from alsfrs.bayes.sampling import deterministics, parameters_dataset, sample_density
 from alsfrs.errors import Problem, ValidationError
 from alsfrs.matrices import as_frame, build_model_matrices
 from alsfrs.threads import sampling_threads
@@ -184,7 +185,7 @@ def fit_bayes(
             with model:
                 idata = pm.sample(**kwargs)
             if sampler == "pymc":
-                idata.posterior = _deterministics(idata.posterior, model)
+                idata.posterior = deterministics(idata.posterior, model)
     total = _time.perf_counter() - t0
     # PyMC records the sampling time; external samplers (nutpie) do not, and then the
     # total (compilation included) is reported as sampling time
@@ -218,13 +219,9 @@ def _sample_density(design: Design, priors, kwargs: dict[str, Any], seed: int):
     ``sigma`` with the usual coordinates; the sampler's statistics) and a record
     of the start (optimiser iterations, evaluations, success).
     """
-    import pymc as pm
-    import pytensor
     from pymc.step_methods.hmc.quadpotential import QuadPotentialFullAdapt
-    from pytensor.compile.mode import Mode
 
     from alsfrs.bayes.density import CollapsedDensity, laplace_start
-    from alsfrs.bayes.model import build_density_model
 
     density = CollapsedDensity(design, priors)
     mode, cov, record = laplace_start(density)
@@ -236,51 +233,14 @@ def _sample_density(design: Design, priors, kwargs: dict[str, Any], seed: int):
         x = mode + factor @ rng.standard_normal(mode.size)
         lp, g = density(x)
         starts.append(x if np.isfinite(lp) and np.all(np.isfinite(g)) else mode.copy())
-    model = build_density_model(density)
-    quiet = {"mode": Mode(linker="py", optimizer="fast_run")}
-    # every function PyMC compiles here (log density, initial points, the trace's point
-    # function) runs in Python: with one NumPy Op there is nothing worth compiling, and
-    # even a trivial C function means gcc on a fresh machine and, on a warm one,
-    # reading PyTensor's whole compile cache (seconds, under a lock shared with every
-    # other PyTensor process)
-    with model, pytensor.config.change_flags(mode="FAST_COMPILE"):
-        potential = QuadPotentialFullAdapt(density.size, mode, cov, initial_weight=10)
-        step = pm.NUTS([model["theta"]], potential=potential,
-                       target_accept=kwargs["target_accept"], compile_kwargs=quiet)
-        sample_kwargs = {k: v for k, v in kwargs.items()
-                         if k not in ("nuts_sampler", "target_accept")}
-        idata = pm.sample(step=step, initvals=[{"theta": x} for x in starts],
-                          compile_kwargs=quiet, **sample_kwargs)
+    potential = QuadPotentialFullAdapt(density.size, mode, cov, initial_weight=10)
+    idata = sample_density(density, starts, potential, kwargs)
     theta = idata.posterior["theta"].to_numpy()
     C, Dn = theta.shape[:2]
     beta_c, L, sigma = density.unpack_draws(theta.reshape(C * Dn, -1))
-    idata.posterior = _parameters_dataset(design, design.uncenter(beta_c), L, sigma,
+    idata.posterior = parameters_dataset(design, design.uncenter(beta_c), L, sigma,
                                           idata.posterior)
     return idata, record
-
-
-def _parameters_dataset(design: Design, beta: np.ndarray, L: np.ndarray, sigma: np.ndarray,
-                        like: xr.Dataset) -> xr.Dataset:
-    """beta, chol, sd, corr and sigma as a posterior Dataset shaped like ``like``."""
-    C, Dn = like.sizes["chain"], like.sizes["draw"]
-    cov = L @ np.swapaxes(L, -1, -2)
-    sd = np.sqrt(np.einsum("dkk->dk", cov))
-    corr = cov / (sd[:, :, None] * sd[:, None, :])
-    fixed, rand = design.fixed_names, design.random_names
-
-    def shaped(a):
-        return a.reshape(C, Dn, *a.shape[1:])
-
-    ds = xr.Dataset(
-        {"beta": (("chain", "draw", "term"), shaped(beta)),
-         "chol": (("chain", "draw", "re_term", "re_term_"), shaped(L)),
-         "sd": (("chain", "draw", "re_term"), shaped(sd)),
-         "corr": (("chain", "draw", "re_term", "re_term_"), shaped(corr)),
-         "sigma": (("chain", "draw"), shaped(sigma))},
-        coords={"chain": like.chain, "draw": like.draw, "term": fixed, "re_term": rand,
-                "re_term_": rand})
-    ds.attrs = dict(like.attrs)
-    return ds
 
 
 @contextlib.contextmanager
@@ -301,20 +261,6 @@ def _quick_compile() -> Iterator[None]:
         ctx = contextlib.nullcontext()
     with ctx:
         yield
-
-
-def _deterministics(posterior: xr.Dataset, model) -> xr.Dataset:
-    """The model's deterministics from the sampled variables, one vectorised pass
-    (PyTensor's Python linker: nothing to compile)."""
-    import pymc as pm
-    from pytensor.compile.mode import Mode
-
-    names = [d.name for d in model.deterministics]
-    if not names:
-        return posterior
-    return pm.compute_deterministics(
-        posterior, var_names=names, model=model, merge_dataset=True, progressbar=False,
-        compile_kwargs={"mode": Mode(linker="py", optimizer="fast_run")})
 
 
 def _augment(idata, design: Design, family: str, parameterization: str, seed: int):

@@ -285,11 +285,10 @@ def fit_joint(
     alsfrs.bayes.SamplingWarning
         R-hat > 1.01, bulk ESS < 400 or divergent transitions.
     """
-    import pymc as pm
     from threadpoolctl import threadpool_limits
 
-    from alsfrs.bayes.fit import SamplingWarning, _deterministics
-    from alsfrs.joint.model import build_joint_model
+    from alsfrs.bayes.fit import SamplingWarning
+    from alsfrs.joint.density import supports
     from alsfrs.joint.result import JointResult, augment
 
     _check_options(draws, tune, chains, seed)
@@ -306,33 +305,114 @@ def fit_joint(
                                blocks=mm.blocks, y=mm.y, time=jd.long.time,
                                surv_names=jd.surv.names, response=mm.response, log_rate=log_rate)
     t0 = _time.perf_counter()
-    model = build_joint_model(jd, pri)
     cores = min(chains, os.cpu_count() or 1) if cores is None else cores
-    with model, warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+    kwargs: dict[str, Any] = dict(draws=draws, tune=tune, chains=chains, cores=cores,
+                                  random_seed=seed, progressbar=progressbar,
+                                  compute_convergence_checks=False, target_accept=target_accept)
+    start = None
+    engine = "numpy" if supports(jd) else "pymc"
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.filterwarnings("ignore", message=".*[Tt]he effective sample size.*")
         warnings.filterwarnings("ignore", message=".*[Rr]hat.*")
         warnings.filterwarnings("ignore", message=".*divergen.*")
         warnings.filterwarnings("ignore", message=".*invalid value encountered.*")
-        # record the sampled variables only; the deterministics (beta, chol, sd, corr, the
-        # baseline's values) are computed afterwards, vectorised over draws, by PyTensor's
-        # Python linker: no C module to compile for the trace (about 7-10 s cold)
-        idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=seed,
-                          progressbar=progressbar, compute_convergence_checks=False,
-                          target_accept=target_accept,
-                          var_names=[rv.name for rv in model.free_RVs])
-        idata.posterior = _deterministics(idata.posterior, model)
+        if engine == "numpy":
+            idata, start = _sample_numpy(jd, pri, kwargs, seed, log_rate)
+        else:
+            idata = _sample_pymc(jd, pri, kwargs)
     total = _time.perf_counter() - t0
     sampling = float(idata.sample_stats.attrs.get("sampling_time", total))
     idata = augment(idata, jd, seed)
+    timing: dict[str, Any] = {"total_seconds": total, "sampling_seconds": sampling,
+                              "compile_seconds": total - sampling}
+    if start is not None:
+        timing["start"] = start
     settings = {"association": association, "baseline": baseline, "n_pieces": jd.setting_pieces,
-                "closed_form": jd.closed_form, "quadrature_nodes": jd.quadrature_nodes,
+                "closed_form": jd.closed_form, "engine": engine,
+                "quadrature_nodes": jd.quadrature_nodes,
                 "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept,
                 "time": jd.long.time}
     result = JointResult(longitudinal=mm.formula.text, survival=survival, seed=seed,
                          idata=idata, design=jd, priors=pri,
-                         timing={"total_seconds": total, "sampling_seconds": sampling,
-                                 "compile_seconds": total - sampling},
+                         timing=timing,
                          settings=settings, visits=visits, patients=pf)
     for msg in result.diagnostic_messages():
         warnings.warn(msg, SamplingWarning, stacklevel=2)
     return result
+
+
+def _sample_pymc(jd, pri, kwargs: dict[str, Any]):
+    """NUTS on the PyMC model (:mod:`alsfrs.joint.model`): the designs the NumPy density
+    does not cover (P-spline and Weibull baselines, quadratic trajectories, quadrature).
+    Its log density and gradient are compiled to C (a minute or more on a fresh machine)."""
+    import pymc as pm
+
+    from alsfrs.bayes.sampling import deterministics
+    from alsfrs.joint.model import build_joint_model
+
+    model = build_joint_model(jd, pri)
+    with model:
+        # record the sampled variables only; the deterministics (beta, chol, sd, corr, the
+        # baseline's values) are computed afterwards, vectorised over draws, by PyTensor's
+        # Python linker: no C module to compile for the trace (about 7-10 s cold)
+        idata = pm.sample(**kwargs, var_names=[rv.name for rv in model.free_RVs])
+    idata.posterior = deterministics(idata.posterior, model)
+    return idata
+
+
+def _sample_numpy(jd, pri, kwargs: dict[str, Any], seed: int, log_rate: float):
+    """NUTS on the NumPy log density (:mod:`alsfrs.joint.density`), nothing compiled.
+
+    Sampling starts from the Laplace approximation at the posterior mode: NUTS moves
+    in its standardised coordinates (:class:`~alsfrs.joint.density.LaplaceCoordinates`:
+    a dense mass matrix in effect, then a diagonal one adapted as usual), and each
+    chain starts at its own draw from it. Returns the InferenceData (the PyMC model's
+    variables and coordinates) and a record of the start.
+    """
+    import xarray as xr
+    from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
+
+    from alsfrs.bayes.sampling import parameters_dataset, sample_density
+    from alsfrs.joint.density import JointDensity, LaplaceCoordinates, joint_laplace
+
+    density = JointDensity(jd, pri)
+    t0 = _time.perf_counter()
+    mode, cov, cross, zchol, record = joint_laplace(density, log_rate)
+    record["seconds"] = _time.perf_counter() - t0
+    lap = LaplaceCoordinates(density, mode, cov, cross, zchol)
+    rng = np.random.default_rng([seed, 20251124])
+    starts = []
+    for _ in range(kwargs["chains"]):
+        x = rng.standard_normal(lap.size)
+        lp, g = lap(x)
+        starts.append(x if np.isfinite(lp) and np.all(np.isfinite(g)) else lap.from_theta(mode))
+    potential = QuadPotentialDiagAdapt(lap.size, np.zeros(lap.size), np.ones(lap.size), 10)
+    idata = sample_density(lap, starts, potential, kwargs)
+    x = idata.posterior["theta"].to_numpy()
+    C, Dn = x.shape[:2]
+    par = density.unpack_draws(lap.to_theta(x.reshape(C * Dn, -1)))
+    post = parameters_dataset(jd.long, jd.long.uncenter(par["beta_c"]), par["L"],
+                              par["sigma"], idata.posterior)
+
+    def shaped(a):
+        return a.reshape(C, Dn, *a.shape[1:])
+
+    extra: dict[str, Any] = {"z": (("chain", "draw", "patient", "re_term"), shaped(par["z"]))}
+    coords: dict[str, Any] = {"patient": jd.patients}
+    if jd.surv.names:
+        extra["gamma"] = (("chain", "draw", "surv_term"), shaped(par["gamma"]))
+        coords["surv_term"] = list(jd.surv.names)
+    alpha = par["alpha"]
+    if jd.association == "shared":
+        extra["alpha_shared"] = (("chain", "draw", "re_term"), shaped(alpha))
+    else:
+        extra["alpha"] = (("chain", "draw"), shaped(alpha[:, 0]))
+        if jd.association == "value+slope":
+            extra["alpha_slope"] = (("chain", "draw"), shaped(alpha[:, 1]))
+    dim = "knot" if jd.baseline == "spline" else "piece"
+    extra["log_h0"] = (("chain", "draw", dim), shaped(par["base"]))
+    coords[dim] = list(range(par["base"].shape[1]))
+    idata.posterior = post.assign(xr.Dataset(
+        extra, coords={"chain": post.chain, "draw": post.draw,
+                       "re_term": list(jd.long.mm.random_names), **coords}))
+    return idata, record

@@ -1,0 +1,512 @@
+"""The joint model's log posterior density and its gradient, in NumPy.
+
+The same density as the PyMC model of :func:`alsfrs.joint.model.build_joint_model`,
+on the same unconstrained scale, with nothing for PyTensor to compile (compiling
+that model's gradient to C took about 80 s of a 120 s first fit on 1,000 patients,
+``docs/benchmarks.md``). It covers the closed-form cases: linear trajectories
+with one or two random effects per patient, a piecewise-constant or log-linear
+("spline") baseline, and the ``"value"``, ``"value+slope"`` and ``"shared"``
+associations. :func:`supports` says whether a design is one of them; the others
+(P-spline and Weibull baselines, quadratic trajectories, quadrature) are sampled
+through the PyMC model.
+
+The parameter vector θ is, in this order:
+
+* the longitudinal block of :class:`alsfrs.bayes.density.CollapsedDensity`
+  (β of the centred design, each random-effects block's covariance as PyMC's
+  ``LKJCholeskyCov`` transform or a log SD, log σ), whose value is the collapsed
+  (marginal) longitudinal likelihood plus those priors;
+* γ (survival covariates), then α (``"value"``: one; ``"value+slope"``: α and the
+  slope's α; ``"shared"``: one per random effect);
+* the log baseline hazard per piece (``"piecewise"``) or at each knot (``"spline"``);
+* z (patients × random effects, row by row), standard normal a priori.
+
+The survival term is evaluated at b_i(β, L, σ, z_i) = Λ R_i⁻ᵀ(R_i⁻¹u_i + σ z_i)
+(:mod:`alsfrs.joint.model`); its gradient is carried back through that map by
+hand, elementwise over patients (reverse mode, each step commented with the
+forward formula it inverts). The tests compare values and gradients with PyMC's
+compiled log density of the reference model at random points.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize
+
+from alsfrs.bayes.density import CollapsedDensity, _VectorPrior
+from alsfrs.joint.design import JointDesign
+from alsfrs.joint.priors import JointPriors, shared_name
+
+__all__ = ["JointDensity", "joint_laplace", "supports"]
+
+
+def supports(jd: JointDesign) -> bool:
+    """True if :class:`JointDensity` implements this design (see the module docstring)."""
+    return (jd.closed_form and jd.degree == 1 and jd.n_random <= 2
+            and jd.baseline in ("piecewise", "spline"))
+
+
+def _phi(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """φ(x) = expm1(x)/x and φ'(x) = (x eˣ − eˣ + 1)/x², series near 0."""
+    small = np.abs(x) < 1e-4
+    xs = np.where(small, 1.0, x)
+    ex = np.exp(xs)
+    f = np.where(small, 1 + x / 2 + x * x / 6, np.expm1(xs) / xs)
+    fd = np.where(small, 0.5 + x / 3 + x * x / 8, (xs * ex - ex + 1) / (xs * xs))
+    return f, fd
+
+
+class JointDensity:
+    """Log posterior of the joint model on the unconstrained scale.
+
+    Parameters
+    ----------
+    jd : JointDesign
+        Must satisfy :func:`supports`.
+    priors : JointPriors
+
+    Attributes
+    ----------
+    size : int
+        Length of θ.
+    n_global : int
+        Length of θ before z (the parameters shared by all patients).
+    """
+
+    def __init__(self, jd: JointDesign, priors: JointPriors) -> None:
+        if not supports(jd):  # pragma: no cover - fit_joint checks first
+            raise ValueError("this joint design needs the PyMC model")
+        self.jd = jd
+        self.long = CollapsedDensity(jd.long, priors.long)
+        mm = jd.long.mm
+        st = jd.long.stats
+        self.q = q = mm.n_random
+        self.p = len(mm.fixed_names)
+        G = len(jd.surv.time)
+        self.G = G
+        self.shared = jd.association == "shared"
+        self.with_slope = jd.association == "value+slope"
+        self.spline = jd.baseline == "spline"
+        pos = self.long.size
+        r = jd.Wc.shape[1]
+        self.sl_gamma = slice(pos, pos + r)
+        pos += r
+        n_alpha = q if self.shared else (2 if self.with_slope else 1)
+        self.sl_alpha = slice(pos, pos + n_alpha)
+        pos += n_alpha
+        n_base = len(jd.spline_knots) if self.spline else jd.n_pieces
+        self.sl_base = slice(pos, pos + n_base)
+        pos += n_base
+        self.n_global = pos
+        self.sl_z = slice(pos, pos + G * q)
+        self.size = pos + G * q
+        # priors of the survival block
+        # the survival block's priors are normal (resolve_joint_priors allows no other)
+        self._gamma_prior = (_VectorPrior([priors.gamma[n] for n in jd.surv.names])
+                             if r else None)
+        if self.shared:
+            apri = [priors.shared[shared_name(mm.response, n)] for n in mm.random_names]
+        else:
+            apri = [priors.alpha] + ([priors.alpha_slope] if self.with_slope else [])
+        self._alpha_prior = _VectorPrior(apri)
+        self._base_prior = _VectorPrior([priors.baseline] * n_base)
+        self._z_const = -0.5 * G * q * math.log(2 * math.pi)
+        # per-patient statistics, contiguous
+        self.g = {(a, b): np.ascontiguousarray(st.ZtZ[:, a, b]) for a in range(q)
+                  for b in range(q)}
+        self.Zty = [np.ascontiguousarray(st.Zty[:, k]) for k in range(q)]
+        # one stacked matrix: Z_i'X_i β (one block per random effect), then P_d β
+        self.stack = np.ascontiguousarray(np.vstack([st.ZtX[:, k, :] for k in range(q)]
+                                                    + [jd.P[0], jd.P[1]]))
+        self.Q = [[np.ascontiguousarray(jd.Q[d][:, k]) for k in range(q)] for d in range(2)]
+        self.Qused = [[bool(np.any(self.Q[d][k] != 0)) for k in range(q)] for d in range(2)]
+        self.Wc = np.ascontiguousarray(jd.Wc)
+        T = jd.surv.time
+        self.T = T
+        self.d = jd.surv.event.astype(float)
+        self.ev = np.flatnonzero(self.d > 0)
+        self.Tev = T[self.ev]
+        self.piece_ev = jd.event_piece()[self.ev]
+        lo, dl = jd.exposure()
+        self.lo, self.dl = np.ascontiguousarray(lo), np.ascontiguousarray(dl)
+        if self.spline:
+            tau = jd.spline_knots
+            self.tau = tau
+            self.dtau = np.diff(tau)
+            self.lo_off = self.lo - tau[None, :-1]  # time since the piece's knot
+            self.ev_off = self.Tev - tau[self.piece_ev]
+
+    # -- parameters ------------------------------------------------------------
+    def unpack_draws(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Constrained parameters of draws (D, size): ``beta_c`` (D, p), ``L`` (D, q, q),
+        ``sigma`` (D,), ``gamma`` (D, r), ``alpha`` (D, n_alpha), ``base`` (D, n_base),
+        ``z`` (D, G, q)."""
+        theta = np.asarray(theta, dtype=float)
+        beta_c, L, sigma = self.long.unpack_draws(theta[:, :self.long.size])
+        return {"beta_c": beta_c, "L": L, "sigma": sigma, "gamma": theta[:, self.sl_gamma],
+                "alpha": theta[:, self.sl_alpha], "base": theta[:, self.sl_base],
+                "z": theta[:, self.sl_z].reshape(len(theta), self.G, self.q)}
+
+    # -- density ---------------------------------------------------------------
+    def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """Log posterior density (up to PyMC's constant) and its gradient in θ."""
+        theta = np.asarray(theta, dtype=float)
+        lp_long, grad = self.long(theta[:self.long.size])
+        grad = np.concatenate([grad, np.zeros(self.size - self.long.size)])
+        beta, L, sigma = self.long.unpack(theta[:self.long.size])
+        gamma = theta[self.sl_gamma]
+        alpha = theta[self.sl_alpha]
+        base = theta[self.sl_base]
+        z = theta[self.sl_z].reshape(self.G, self.q)
+        q = self.q
+        # -- forward: random effects b_i(β, L, σ, z_i) ---------------------------
+        prod = self.stack @ beta
+        G = self.G
+        c = [self.Zty[k] - prod[k * G:(k + 1) * G] for k in range(q)]
+        pb = [prod[(q + d) * G:(q + d + 1) * G] for d in range(2)]
+        lam = L / sigma
+        if q == 1:
+            l00 = lam[0, 0]
+            g00 = self.g[0, 0]
+            A00 = 1.0 + g00 * l00 * l00
+            r00 = np.sqrt(A00)
+            u0 = l00 * c[0]
+            v0 = u0 / r00
+            y0 = v0 + sigma * z[:, 0]
+            x0 = y0 / r00
+            b = [l00 * x0]
+        else:
+            l00, l10, l11 = lam[0, 0], lam[1, 0], lam[1, 1]
+            g00, g01, g11 = self.g[0, 0], self.g[0, 1], self.g[1, 1]
+            M00 = g00 * l00 + g01 * l10
+            M10 = g01 * l00 + g11 * l10
+            A00 = 1.0 + l00 * M00 + l10 * M10
+            A10 = l11 * M10
+            A11 = 1.0 + g11 * l11 * l11
+            r00 = np.sqrt(A00)
+            r10 = A10 / r00
+            r11 = np.sqrt(A11 - r10 * r10)
+            u0 = l00 * c[0] + l10 * c[1]
+            u1 = l11 * c[1]
+            v0 = u0 / r00
+            v1 = (u1 - r10 * v0) / r11
+            y0 = v0 + sigma * z[:, 0]
+            y1 = v1 + sigma * z[:, 1]
+            x1 = y1 / r11
+            x0 = (y0 - r10 * x1) / r00
+            b = [l00 * x0, l10 * x0 + l11 * x1]
+        # -- survival log-likelihood and its gradient in (b, β, γ, α, base) ------
+        ll_s, g_b, g_pb, g_gamma, g_alpha, g_base = self._survival(b, pb, gamma, alpha, base)
+        lp = lp_long + ll_s
+        # -- priors of the survival block and of z --------------------------------
+        if self._gamma_prior is not None:
+            v, dv = self._gamma_prior(gamma)
+            lp += v
+            g_gamma = g_gamma + dv
+        v, dv = self._alpha_prior(alpha)
+        lp += v
+        g_alpha = g_alpha + dv
+        v, dv = self._base_prior(base)
+        lp += v
+        g_base = g_base + dv
+        lp += self._z_const - 0.5 * float(np.sum(z * z))
+        # -- reverse through b = Λ R⁻ᵀ(R⁻¹u + σz) --------------------------------
+        g_lam = np.zeros((q, q))
+        g_sigma = 0.0
+        if q == 1:
+            # b = l00 x0
+            gx0 = l00 * g_b[0]
+            g_lam[0, 0] += float(g_b[0] @ x0)
+            # x0 = y0 / r00
+            gy0 = gx0 / r00
+            gr00 = -gx0 * x0 / r00
+            # y0 = v0 + σ z0
+            g_sigma += float(gy0 @ z[:, 0])
+            gz = (sigma * gy0)[:, None]
+            # v0 = u0 / r00
+            gu0 = gy0 / r00
+            gr00 = gr00 - gy0 * v0 / r00
+            # r00 = √A00, A00 = 1 + g00 l00²
+            gA00 = gr00 / (2 * r00)
+            g_lam[0, 0] += float(gA00 @ (2 * g00 * l00))
+            # u0 = l00 c0
+            gc = [gu0 * l00]
+            g_lam[0, 0] += float(gu0 @ c[0])
+        else:
+            # b0 = l00 x0; b1 = l10 x0 + l11 x1
+            gx0 = l00 * g_b[0] + l10 * g_b[1]
+            gx1 = l11 * g_b[1]
+            g_lam[0, 0] += float(g_b[0] @ x0)
+            g_lam[1, 0] += float(g_b[1] @ x0)
+            g_lam[1, 1] += float(g_b[1] @ x1)
+            # x0 = (y0 − r10 x1) / r00
+            gy0 = gx0 / r00
+            gr10 = -gx0 * x1 / r00
+            gx1 = gx1 - gx0 * r10 / r00
+            gr00 = -gx0 * x0 / r00
+            # x1 = y1 / r11
+            gy1 = gx1 / r11
+            gr11 = -gx1 * x1 / r11
+            # y = v + σ z
+            g_sigma += float(gy0 @ z[:, 0] + gy1 @ z[:, 1])
+            gz = sigma * np.column_stack([gy0, gy1])
+            # v1 = (u1 − r10 v0) / r11
+            gu1 = gy1 / r11
+            gr10 = gr10 - gy1 * v0 / r11
+            gv0 = gy0 - gy1 * r10 / r11
+            gr11 = gr11 - gy1 * v1 / r11
+            # v0 = u0 / r00
+            gu0 = gv0 / r00
+            gr00 = gr00 - gv0 * v0 / r00
+            # r11 = √(A11 − r10²)
+            gA11 = gr11 / (2 * r11)
+            gr10 = gr10 - gr11 * r10 / r11
+            # r10 = A10 / r00
+            gA10 = gr10 / r00
+            gr00 = gr00 - gr10 * r10 / r00
+            # r00 = √A00
+            gA00 = gr00 / (2 * r00)
+            # A00 = 1 + g00 l00² + 2 g01 l00 l10 + g11 l10²; A10 = l11 (g01 l00 + g11 l10);
+            # A11 = 1 + g11 l11²
+            g_lam[0, 0] += float(gA00 @ (2 * M00) + gA10 @ (l11 * g01))
+            g_lam[1, 0] += float(gA00 @ (2 * M10) + gA10 @ (l11 * g11))
+            g_lam[1, 1] += float(gA10 @ M10 + gA11 @ (2 * g11 * l11))
+            # u0 = l00 c0 + l10 c1; u1 = l11 c1
+            gc = [gu0 * l00, gu0 * l10 + gu1 * l11]
+            g_lam[0, 0] += float(gu0 @ c[0])
+            g_lam[1, 0] += float(gu0 @ c[1])
+            g_lam[1, 1] += float(gu1 @ c[1])
+        # c_k = Z'y − Z'X β; coefficients P_d β: one product with the stacked matrix
+        g_prod = np.concatenate([-gc[k] for k in range(q)] + [g_pb[0], g_pb[1]])
+        g_beta = self.stack.T @ g_prod
+        # Λ = L / σ
+        g_L = g_lam / sigma
+        g_sigma -= float(np.sum(g_lam * lam)) / sigma
+        grad[:self.long.size] += self.long.pullback(theta[:self.long.size], g_beta, g_L,
+                                                    g_sigma)
+        grad[self.sl_gamma] = g_gamma
+        grad[self.sl_alpha] = g_alpha
+        grad[self.sl_base] = g_base
+        grad[self.sl_z] = (gz - z).ravel()
+        return float(lp), grad
+
+    def _survival(self, b, pb, gamma, alpha, base):
+        """Σ_i [d_i log h_i(T_i) − H_i] and its gradient in b, in the trajectory's
+        fixed-effect parts P_d β, in γ, α and the baseline parameters."""
+        d, ev, q = self.d, self.ev, self.q
+        if self.shared:
+            eta = sum(alpha[k] * b[k] for k in range(q))
+            cs = None
+        else:
+            coef = [pb[dd] + sum(self.Q[dd][k] * b[k] for k in range(q) if self.Qused[dd][k])
+                    for dd in range(2)]
+            eta = alpha[0] * (coef[0] - self.jd.m_ref)
+            if self.with_slope:
+                eta = eta + alpha[1] * coef[1]
+            cs = alpha[0] * coef[1]  # the hazard's log-linear slope from the trajectory
+        if self.Wc.shape[1]:
+            eta = eta + self.Wc @ gamma
+        # log h at the events
+        if self.spline:
+            s = np.diff(base) / self.dtau
+            b0 = base[None, :-1] + s[None, :] * self.lo_off  # log h0 at the pieces' starts
+            lh0_ev = base[self.piece_ev] + s[self.piece_ev] * self.ev_off
+        else:
+            b0 = base[None, :]
+            lh0_ev = base[self.piece_ev]
+        log_h_ev = lh0_ev + eta[ev]
+        if cs is not None:
+            log_h_ev = log_h_ev + cs[ev] * self.Tev
+        # H_i = Σ_k exp(b0_ik + η_i + c_i l_ik) Δ_ik φ(t_ik Δ_ik), t = c (+ spline slope)
+        lo, dl = self.lo, self.dl
+        if cs is None:
+            expo = b0 + eta[:, None]
+            tot = None if not self.spline else np.broadcast_to(s[None, :], lo.shape)
+        else:
+            expo = b0 + eta[:, None] + cs[:, None] * lo
+            tot = cs[:, None] + (s[None, :] if self.spline else 0.0)
+        F = np.exp(expo) * dl
+        if tot is None:
+            E = F
+            Fd = None
+        else:
+            ph, dph = _phi(tot * dl)
+            E = F * ph
+            Fd = F * dl * dph  # ∂E/∂t
+        H = E.sum(axis=1)
+        ll = float(np.sum(log_h_ev)) - float(np.sum(H))
+        # gradient
+        g_eta = d - H
+        g_gamma = self.Wc.T @ g_eta if self.Wc.shape[1] else np.zeros(0)
+        # baseline
+        g_b0 = -E.sum(axis=0) if not self.spline else None
+        if self.spline:
+            g_base = np.zeros(len(base))
+            np.add.at(g_base, self.piece_ev, 1.0)
+            g_s = np.zeros(len(s))
+            np.add.at(g_s, self.piece_ev, self.ev_off)
+            g_base[:-1] -= E.sum(axis=0)
+            g_s -= (E * self.lo_off).sum(axis=0) + Fd.sum(axis=0)
+            g_base[1:] += g_s / self.dtau
+            g_base[:-1] -= g_s / self.dtau
+        else:
+            g_base = np.bincount(self.piece_ev, minlength=len(base)).astype(float) + g_b0
+        if cs is None:
+            g_alpha = np.array([float(b[k] @ g_eta) for k in range(q)])
+            g_b = [alpha[k] * g_eta for k in range(q)]
+            return ll, g_b, [np.zeros(self.G), np.zeros(self.G)], g_gamma, g_alpha, g_base
+        g_cs = -(E * lo).sum(axis=1) - Fd.sum(axis=1) if Fd is not None else -(E * lo).sum(1)
+        g_cs[ev] += self.Tev
+        g_coef0 = alpha[0] * g_eta
+        g_coef1 = alpha[0] * g_cs
+        g_alpha = [float((coef[0] - self.jd.m_ref) @ g_eta + coef[1] @ g_cs)]
+        if self.with_slope:
+            g_coef1 = g_coef1 + alpha[1] * g_eta
+            g_alpha.append(float(coef[1] @ g_eta))
+        g_b = [self.Q[0][k] * g_coef0 + self.Q[1][k] * g_coef1 for k in range(q)]
+        return ll, g_b, [g_coef0, g_coef1], g_gamma, np.array(g_alpha), g_base
+
+    def neg(self):
+        """``-log p`` and its gradient (for optimisers); non-finite values become +∞."""
+        def f(theta):
+            with np.errstate(all="ignore"):
+                lp, g = self(theta)
+            if not np.isfinite(lp) or not np.all(np.isfinite(g)):
+                return np.inf, np.zeros_like(theta)
+            return -lp, -g
+        return f
+
+
+def _start(density: JointDensity, log_rate: float) -> np.ndarray:
+    """The longitudinal block at its own (collapsed) posterior mode, no association
+    and no covariate effect, the baseline at the crude event rate, z = 0."""
+    from alsfrs.bayes.density import laplace_start
+
+    mode_long, _cov, _rec = laplace_start(density.long)
+    x = np.zeros(density.size)
+    x[:density.long.size] = mode_long
+    x[density.sl_base] = log_rate
+    return x
+
+
+def joint_laplace(density: JointDensity, log_rate: float, *, step: float = 1e-5
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+    """Posterior mode and the Laplace approximation's structure, cheaply.
+
+    The Hessian of the log density is block structured: each patient's z_i
+    meets only the global parameters and itself. It is taken by finite
+    differences of the gradient: one pair of evaluations per global parameter
+    and one pair per random effect (moving every patient's z_ik at once).
+
+    Returns
+    -------
+    mode : ndarray (size,)
+    cov_global : ndarray (n_global, n_global)
+        Covariance of the global parameters, z integrated out: the inverse of
+        the Schur complement H_gg − H_gz H_zz⁻¹ H_zg of the negative Hessian.
+    cross : ndarray (G, q, n_global)
+        H_zz⁻¹ H_zg per patient: z_i's conditional mean moves by −cross_i (g − mode_g).
+    zcov_chol : ndarray (G, q, q)
+        Cholesky factors of z_i's conditional covariance H_zz,i⁻¹.
+    record : dict
+        Optimiser record (iterations, evaluations, success, message).
+    """
+    f = density.neg()
+    x0 = _start(density, log_rate)
+    res = optimize.minimize(f, x0, jac=True, method="L-BFGS-B",
+                            options={"maxiter": 5000, "gtol": 1e-6, "ftol": 1e-14,
+                                     "maxcor": 30})
+    mode = res.x
+    ng, G, q = density.n_global, density.G, density.q
+    grad = lambda x: f(x)[1]  # noqa: E731 - the negative log density's gradient
+    Hcols = np.empty((density.size, ng))
+    for j in range(ng):
+        h = step * max(1.0, abs(mode[j]))
+        e = np.zeros(density.size)
+        e[j] = h
+        Hcols[:, j] = (grad(mode + e) - grad(mode - e)) / (2 * h)
+    Hgg = 0.5 * (Hcols[:ng] + Hcols[:ng].T)
+    Hzg = Hcols[ng:].reshape(G, q, ng)
+    Hzz = np.empty((G, q, q))
+    for k in range(q):
+        e = np.zeros((G, q))
+        e[:, k] = step
+        ep = np.concatenate([np.zeros(ng), e.ravel()])
+        dz = ((grad(mode + ep) - grad(mode - ep)) / (2 * step))[ng:].reshape(G, q)
+        Hzz[:, :, k] = dz
+    Hzz = 0.5 * (Hzz + np.swapaxes(Hzz, 1, 2))
+    # z's conditional precision is 1 + (likelihood curvature) ≥ 1 in exact arithmetic;
+    # floor its eigenvalues at 1/2 against finite-difference noise
+    w, V = np.linalg.eigh(Hzz)
+    w = np.maximum(w, 0.5)
+    Hzz = (V * w[:, None, :]) @ np.swapaxes(V, 1, 2)
+    cross = np.linalg.solve(Hzz, Hzg)  # (G, q, ng)
+    schur = Hgg - np.einsum("gqa,gqb->ab", Hzg, cross)
+    schur = 0.5 * (schur + schur.T)
+    w, V = np.linalg.eigh(schur)
+    floor = max(float(w.max()), 1.0) * 1e-8 if np.isfinite(w).all() else 1.0
+    cov = (V / np.maximum(w, floor)) @ V.T if np.isfinite(w).all() else np.eye(ng)
+    cov = 0.5 * (cov + cov.T)
+    zcov_chol = np.linalg.cholesky(np.linalg.inv(Hzz))
+    record = {"iterations": int(res.nit), "evaluations": int(res.nfev),
+              "success": bool(res.success), "message": str(res.message)}
+    return mode, cov, cross, zcov_chol, record
+
+
+class LaplaceCoordinates:
+    """The joint density in the Laplace approximation's standardised coordinates.
+
+    With the mode (m_g, m_z), the global parameters' covariance Σ_g = C Cᵀ and each
+    patient's conditional z_i | g ~ N(m_zi − K_i' (g − m_g), S_i Sᵢᵀ) from
+    :func:`joint_laplace`, the sampled vector x = (φ, ε) maps affinely to θ:
+
+        g = m_g + C φ,   z_i = m_zi − K_i C φ + S_i ε_i.
+
+    Under the Laplace approximation x is standard normal: NUTS with a unit
+    (diagonal, adapted) mass matrix in x is NUTS with the Laplace covariance as a
+    dense mass matrix in θ, at the cost of a few vector products per evaluation
+    (no dense matrix of the size of θ is formed). The Jacobian is constant.
+    """
+
+    def __init__(self, density: JointDensity, mode: np.ndarray, cov_global: np.ndarray,
+                 cross: np.ndarray, zcov_chol: np.ndarray) -> None:
+        self.density = density
+        self.size = density.size
+        self.ng = density.n_global
+        self.m = np.asarray(mode, dtype=float)
+        self.C = np.linalg.cholesky(cov_global)
+        self.K = np.einsum("gqa,ab->gqb", cross, self.C)  # (G, q, ng)
+        self.S = zcov_chol
+
+    def to_theta(self, x: np.ndarray) -> np.ndarray:
+        """θ of one vector or of draws (..., size)."""
+        x = np.asarray(x, dtype=float)
+        ng, d = self.ng, self.density
+        phi = x[..., :ng]
+        eps = x[..., ng:].reshape(*x.shape[:-1], d.G, d.q)
+        theta = np.empty_like(x)
+        theta[..., :ng] = self.m[:ng] + phi @ self.C.T
+        z = (self.m[ng:].reshape(d.G, d.q) - np.einsum("gqa,...a->...gq", self.K, phi)
+             + np.einsum("gqr,...gr->...gq", self.S, eps))
+        theta[..., ng:] = z.reshape(*x.shape[:-1], -1)
+        return theta
+
+    def from_theta(self, theta: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_theta` (one vector)."""
+        theta = np.asarray(theta, dtype=float)
+        ng, d = self.ng, self.density
+        phi = np.linalg.solve(self.C, theta[:ng] - self.m[:ng])
+        r = (theta[ng:] - self.m[ng:]).reshape(d.G, d.q) + self.K @ phi
+        eps = np.linalg.solve(self.S, r[..., None])[..., 0]
+        return np.concatenate([phi, eps.ravel()])
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        lp, g = self.density(self.to_theta(x))
+        ng, d = self.ng, self.density
+        gz = g[ng:].reshape(d.G, d.q)
+        out = np.empty(self.size)
+        out[:ng] = self.C.T @ g[:ng] - np.einsum("gqa,gq->a", self.K, gz)
+        out[ng:] = np.einsum("gqr,gq->gr", self.S, gz).ravel()
+        return lp, out

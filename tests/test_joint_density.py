@@ -1,0 +1,169 @@
+"""The joint model's NumPy log posterior against PyMC's compiled one.
+
+``alsfrs.joint.density.JointDensity`` is what NUTS samples for the closed-form
+joint models; the PyMC model of ``build_joint_model`` is its reference: at random
+points of the unconstrained space the two give the same gradient and log
+densities that differ by one constant (the LKJ normalising constant), for every
+association, both closed-form baselines, one or two random effects and Student-t
+priors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import alsfrs
+from alsfrs.joint.density import JointDensity, joint_laplace, supports
+from alsfrs.joint.fit import prepare_joint
+from alsfrs.joint.model import build_joint_model
+from alsfrs.joint.priors import resolve_joint_priors
+
+LONG = "alsfrs_r ~ months * (anxiolytic + antidepressant) + onset_site + (months | patient_id)"
+SURV = ("Surv(months_to_death_imv, death_imv) ~ anxiolytic + antidepressant + onset_site"
+        " + age_at_dx")
+
+CASES = [
+    (LONG, "value", "piecewise", None),
+    (LONG, "value+slope", "piecewise", None),
+    (LONG, "shared", "piecewise", None),
+    (LONG, "value", "spline", None),
+    (LONG, "value+slope", "spline", {"longitudinal": {"months": ("student_t", 4, -1, 2)},
+      "survival": {"anxiolytic": ("normal", 0, 0.5)}}),
+    (LONG, "shared", "spline", None),
+    ("alsfrs_r ~ months * antidepressant + (1 | patient_id)", "value", "piecewise",
+     {"longitudinal": {"sd__(Intercept)": ("halfstudent_t", 3, 8)}}),
+    ("alsfrs_r ~ months * antidepressant + (months || patient_id)", "value", "spline", None),
+]
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return alsfrs.simulate_cohort(120, seed=5)
+
+
+def _setup(cohort, formula, association, baseline, priors):
+    jd = prepare_joint(formula, SURV, cohort, association=association, baseline=baseline)[2]
+    mm = jd.long.mm
+    pri = resolve_joint_priors(priors, fixed_names=mm.fixed_names,
+                               random_names=mm.random_names, blocks=mm.blocks, y=mm.y,
+                               time="months", surv_names=jd.surv.names, response="alsfrs_r",
+                               log_rate=-3.5)
+    return jd, pri
+
+
+def _reference(model, density: JointDensity):
+    """PyMC's log density and gradient as functions of the NumPy density's θ."""
+    from pymc.blocking import DictToArrayBijection
+
+    # evaluated by PyTensor's Python linker: a few calls, nothing to compile
+    fn = model.logp_dlogp_function(ravel_inputs=True, mode="FAST_COMPILE")
+    fn.set_extra_values({})
+    info = DictToArrayBijection.map(model.initial_point()).point_map_info
+    slices, pos = {}, 0
+    for name, shape, *_ in info:
+        size = int(np.prod(shape)) if shape else 1
+        slices[name] = slice(pos, pos + size)
+        pos += size
+    where = np.full(density.size, -1)
+    lng = density.long
+    for name, sl in slices.items():
+        idx = np.arange(sl.start, sl.stop)
+        if name == "beta_c":
+            where[:lng.p] = idx
+        elif name.startswith(("chol_block", "sd_block")):
+            k = int(name.split("_")[1].split("__")[0].removeprefix("block"))
+            b = lng.blocks[k]
+            where[b.start:b.start + b.size] = idx
+        elif name == "sigma_log__":
+            where[lng.size - 1] = idx[0]
+        elif name == "gamma":
+            where[density.sl_gamma] = idx
+        elif name in ("alpha", "alpha_shared"):
+            where[density.sl_alpha.start:density.sl_alpha.start + len(idx)] = idx
+        elif name == "alpha_slope":
+            where[density.sl_alpha.start + 1] = idx[0]
+        elif name == "log_h0":
+            where[density.sl_base] = idx
+        elif name == "z":
+            where[density.sl_z] = idx
+        else:  # pragma: no cover
+            raise AssertionError(name)
+    assert np.all(where >= 0) and len(set(where)) == density.size == pos
+
+    def ref(theta):
+        x = np.empty(pos)
+        x[where] = theta
+        lp, g = fn(x)
+        return float(lp), np.asarray(g)[where]
+
+    return ref
+
+
+@pytest.mark.parametrize("formula,association,baseline,priors", CASES)
+def test_density_matches_pymc(cohort, formula, association, baseline, priors):
+    jd, pri = _setup(cohort, formula, association, baseline, priors)
+    assert supports(jd)
+    density = JointDensity(jd, pri)
+    ref = _reference(build_joint_model(jd, pri), density)
+    rng = np.random.default_rng(3)
+    x0 = np.zeros(density.size)
+    x0[:density.long.size] = 0.0
+    x0[density.sl_base] = -3.5
+    x0[0] = 35.0  # the intercept of the centred design near the mean score
+    offsets = []
+    for _ in range(4):
+        theta = x0 + 0.3 * rng.standard_normal(density.size)
+        theta[density.sl_alpha] = -0.05 + 0.02 * rng.standard_normal(
+            density.sl_alpha.stop - density.sl_alpha.start)
+        lp, g = density(theta)
+        lp_ref, g_ref = ref(theta)
+        assert np.isfinite(lp_ref)
+        np.testing.assert_allclose(g, g_ref, rtol=1e-7, atol=1e-9 * np.max(np.abs(g_ref)))
+        offsets.append(lp - lp_ref)
+    assert np.ptp(offsets) < 1e-9 * max(1.0, abs(lp_ref))
+
+
+def test_unsupported_designs_are_named(cohort):
+    for kw in ({"baseline": "pspline"}, {"baseline": "weibull"}, {"quadrature": True}):
+        jd = prepare_joint(LONG, SURV, cohort, **kw)[2]
+        assert not supports(jd)
+    quad = "alsfrs_r ~ months + I(months**2) + (months | patient_id)"
+    assert not supports(prepare_joint(quad, SURV, cohort)[2])
+
+
+def test_laplace_is_the_mode_with_a_valid_covariance(cohort):
+    jd, pri = _setup(cohort, LONG, "value", "piecewise", None)
+    density = JointDensity(jd, pri)
+    mode, cov, cross, zchol, record = joint_laplace(density, -3.5)
+    assert record["success"]
+    _, g = density(mode)
+    sd = np.sqrt(np.diag(cov))
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+    assert np.max(np.abs(g[:density.n_global] * sd)) < 1e-2
+    assert np.max(np.abs(g[density.n_global:])) < 1e-2
+    # z's conditional covariance is at most the prior's (the data only add information)
+    zcov = zchol @ np.swapaxes(zchol, 1, 2)
+    assert np.all(np.linalg.eigvalsh(zcov) <= 1 + 1e-6)
+    assert cross.shape == (density.G, density.q, density.n_global)
+
+
+def test_laplace_coordinates(cohort):
+    """x ↦ θ is affine and invertible, and the gradient in x is the chain rule's."""
+    from alsfrs.joint.density import LaplaceCoordinates
+
+    jd, pri = _setup(cohort, LONG, "value+slope", "spline", None)
+    density = JointDensity(jd, pri)
+    lap = LaplaceCoordinates(density, *joint_laplace(density, -3.5)[:4])
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal(lap.size)
+    theta = lap.to_theta(x)
+    np.testing.assert_allclose(lap.from_theta(theta), x, atol=1e-9)
+    np.testing.assert_allclose(lap.to_theta(np.stack([x, 2 * x]))[0], theta)
+    lp, g = lap(x)
+    assert lp == density(theta)[0]
+    for j in rng.choice(lap.size, 6, replace=False):
+        e = np.zeros(lap.size)
+        e[j] = 1e-6
+        fd = (lap(x + e)[0] - lap(x - e)[0]) / 2e-6
+        assert fd == pytest.approx(g[j], rel=1e-4, abs=1e-4)
