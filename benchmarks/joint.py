@@ -6,17 +6,21 @@ and the variance parameters, in under 120 s in total (compilation included) on
 2 cores — about 5x JMbayes2's ESS per second (JMbayes2 0.6-5 defaults, measured
 on this machine for the issue: 149 s, minimum ESS 235 for α: 1.6 per second).
 
-Prints one table: wall time (cold: model building, compilation and sampling
-with an empty PyTensor compile cache, as on a fresh machine; then warm: the same
-model again in the same process, compiled code cached), sampling time, maximum
-R-hat, minimum bulk ESS over the target parameters and which one, and that ESS
-per second of wall time; JMbayes2 on the same cohort when ``Rscript`` and JMbayes2
-are installed (its α ESS per second), and the ratio.
+Prints one table: wall time of ``fit_joint`` (cold: the first fit in a fresh
+process with an empty PyTensor compile cache, as on a fresh machine; warm: the same
+fit again; then the same fit with other sampling seeds, because R-hat and ESS
+vary from seed to seed), sampling time, maximum R-hat, minimum bulk ESS over the
+target parameters and which one, that ESS per second of wall time, the minimum
+tail ESS over all parameters; JMbayes2 on the same cohort when ``Rscript`` and
+JMbayes2 are installed (its α ESS per second), and the ratios. ``--pymc-engine``
+adds the previous engine (the PyMC model, compiled to C), run after the others:
+the NumPy engine compiles nothing, so that row is cold too.
 
 Usage::
 
     python benchmarks/joint.py [--patients 1000] [--draws 1000] [--tune 1000]
-                               [--chains 2] [--seed 1] [--no-r]
+                               [--chains 2] [--seed 1] [--repeats 3] [--pymc-engine]
+                               [--no-r]
 """
 
 from __future__ import annotations
@@ -67,25 +71,52 @@ def target_ess(fit) -> tuple[float, str, float]:
         s["r_hat"].max())
 
 
-def run_python(cohort, draws: int, tune: int, chains: int, seed: int) -> list[dict]:
+def _row(label: str, fit, wall: float) -> dict:
+    ess, worst, rhat = target_ess(fit)
+    d = fit.diagnostics()
+    return {"engine": label, "wall_s": wall, "sampling_s": fit.timing["sampling_seconds"],
+            "max_rhat": rhat, "min_target_ess": ess, "worst": worst, "ess_per_s": ess / wall,
+            "alpha_ess_per_s": float(fit.hazard_ratios().loc[fit.value_name, "ess_bulk"]) / wall,
+            "min_tail_ess": float(fit.summary()["ess_tail"].min()),
+            "divergences": int(d.loc["divergent transitions", "value"]),
+            "alpha": float(np.mean(fit.draws("alpha")))}
+
+
+def _fit(cohort, draws: int, tune: int, chains: int, seed: int):
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplingWarning)
+        fit = alsfrs.fit_joint(LONG, SURV, cohort, draws=draws, tune=tune, chains=chains,
+                               seed=seed, progressbar=False)
+    return fit, time.perf_counter() - t0
+
+
+def run_python(cohort, draws: int, tune: int, chains: int, seed: int, repeats: int
+               ) -> list[dict]:
+    """The first fit in a fresh process (cold), then the same fit again (warm), then
+    ``repeats - 1`` more with other sampling seeds: R-hat and ESS vary from seed to seed."""
     out = []
-    for label in ("cold", "warm"):
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SamplingWarning)
-            fit = alsfrs.fit_joint(LONG, SURV, cohort, draws=draws, tune=tune, chains=chains,
-                                   seed=seed, progressbar=False)
-        wall = time.perf_counter() - t0
-        ess, worst, rhat = target_ess(fit)
-        d = fit.diagnostics()
-        out.append({"engine": f"alsfrs fit_joint ({label})", "wall_s": wall,
-                    "sampling_s": fit.timing["sampling_seconds"], "max_rhat": rhat,
-                    "min_target_ess": ess, "worst": worst, "ess_per_s": ess / wall,
-                    "alpha_ess_per_s": float(fit.hazard_ratios().loc[fit.value_name,
-                                                                      "ess_bulk"]) / wall,
-                    "divergences": int(d.loc["divergent transitions", "value"]),
-                    "alpha": float(np.mean(fit.draws("alpha")))})
+    for k, label in enumerate(["cold", "warm"] + [f"seed {seed + j}" for j in
+                                                  range(1, repeats)]):
+        fit, wall = _fit(cohort, draws, tune, chains, seed + max(k - 1, 0))
+        out.append(_row(f"alsfrs fit_joint ({label})", fit, wall))
     return out
+
+
+def run_pymc_engine(cohort, draws: int, tune: int, chains: int, seed: int) -> dict:
+    """The previous engine on the same cohort: NUTS on the PyMC model, its log density and
+    gradient compiled to C (what fit_joint still uses for the P-spline and Weibull
+    baselines and quadratic trajectories). Cold: the NumPy engine's fits before it
+    compile nothing, so this process's compile cache is still empty."""
+    from alsfrs.joint import density
+
+    supports = density.supports
+    density.supports = lambda jd: False
+    try:
+        fit, wall = _fit(cohort, draws, tune, chains, seed)
+    finally:
+        density.supports = supports
+    return _row("previous engine: PyMC model compiled to C (cold)", fit, wall)
 
 
 def run_jmbayes2(cohort, n: int) -> dict | None:
@@ -151,19 +182,28 @@ def main() -> None:
     ap.add_argument("--tune", type=int, default=1000)
     ap.add_argument("--chains", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="fits with the NumPy engine (cold, warm, then other sampling seeds)")
+    ap.add_argument("--pymc-engine", action="store_true",
+                    help="also time the previous engine (the PyMC model compiled to C)")
     ap.add_argument("--no-r", action="store_true")
     a = ap.parse_args()
     cohort = alsfrs.simulate_cohort(a.patients, seed=20251123)
     print(f"cohort: {cohort.n_patients} patients, {cohort.n_visits} visits, "
           f"{int(cohort.patients.death_imv.sum())} events; "
           f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    rows = run_python(cohort, a.draws, a.tune, a.chains, a.seed)
+    rows = run_python(cohort, a.draws, a.tune, a.chains, a.seed, max(a.repeats, 2))
+    # after the NumPy engine's fits, which compile nothing: the cache is still empty
+    previous = (run_pymc_engine(cohort, a.draws, a.tune, a.chains, a.seed)
+                if a.pymc_engine else None)
     jm = None if a.no_r else run_jmbayes2(cohort, a.patients)
     frozen = jm is None
     if jm is None:
         jm = jmbayes2_fixture(a.patients)
     if jm:
         rows.append(jm)
+    if previous:
+        rows.append(previous)
     table = pd.DataFrame(rows).set_index("engine")
     with pd.option_context("display.width", 200, "display.max_columns", None,
                            "display.float_format", "{:.3f}".format):
@@ -181,7 +221,12 @@ def main() -> None:
         print(f"alpha ESS per second, alsfrs / JMbayes2: "
               f"{cold['alpha_ess_per_s'] / jm['alpha_ess_per_s']:.1f}x (cold), "
               f"{rows[1]['alpha_ess_per_s'] / jm['alpha_ess_per_s']:.1f}x (warm)")
-    else:
+    if previous:
+        print(f"alpha ESS per second, NumPy engine / previous engine: "
+              f"{cold['alpha_ess_per_s'] / previous['alpha_ess_per_s']:.1f}x (both cold)")
+    worst = max(r["max_rhat"] for r in rows if r["engine"].startswith("alsfrs"))
+    print(f"max R-hat over the {max(a.repeats, 2)} NumPy-engine fits: {worst:.4f}")
+    if not jm:
         ref = JMBAYES2_ISSUE["min_ess_alpha"] / JMBAYES2_ISSUE["seconds"]
         print(f"JMbayes2 not run here (Rscript/JMbayes2 missing); against the issue's figure "
               f"({ref:.1f} alpha-ESS/s, another run): "
