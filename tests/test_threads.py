@@ -2,8 +2,9 @@
 
 The check runs in a fresh interpreter whose BLAS starts with two threads
 (``OPENBLAS_NUM_THREADS=2``, as a user's Jupyter kernel on a multi-core machine),
-samples the collapsed model with two chains in two processes, and records, from
-inside the log-density Op in each chain's process, how many threads each BLAS
+samples the collapsed model (``fit_bayes``) or the joint model (``fit_joint``) with
+two chains in two processes, and records, from inside the log-density Op in each
+chain's process, how many threads each BLAS
 library has there. Without the library's limit the forked chains inherit two
 threads each (PyMC sets no limit on forked chains).
 """
@@ -49,8 +50,13 @@ SCRIPT = textwrap.dedent(
     cohort = alsfrs.simulate_cohort(40, seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplingWarning)
-        fit_bayes("alsfrs_r ~ months + (months | patient_id)", cohort, chains=2, cores=2,
-                  draws=20, tune=20, seed=1, progressbar=False)
+        if sys.argv[2] == "fit_bayes":
+            fit_bayes("alsfrs_r ~ months + (months | patient_id)", cohort, chains=2, cores=2,
+                      draws=20, tune=20, seed=1, progressbar=False)
+        else:
+            alsfrs.fit_joint("alsfrs_r ~ months * antidepressant + (months | patient_id)",
+                             "Surv(months_to_death_imv, death_imv) ~ antidepressant", cohort,
+                             chains=2, cores=2, draws=20, tune=20, seed=1, progressbar=False)
     after = {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()
              if i["user_api"] == "blas"}
     print(json.dumps({"parent": os.getpid(), "before": parent_threads, "after": after}))
@@ -58,7 +64,8 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def test_every_chain_runs_with_one_blas_thread(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fit", ["fit_bayes", "fit_joint"])
+def test_every_chain_runs_with_one_blas_thread(tmp_path: Path, fit: str) -> None:
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
     env["OPENBLAS_NUM_THREADS"] = "2"
@@ -66,7 +73,7 @@ def test_every_chain_runs_with_one_blas_thread(tmp_path: Path) -> None:
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
     script = tmp_path / "chains.py"
     script.write_text(SCRIPT)
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path)], env=env,
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path), fit], env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])

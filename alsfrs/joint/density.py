@@ -479,6 +479,9 @@ class LaplaceCoordinates:
         self.C = np.linalg.cholesky(cov_global)
         self.K = np.einsum("gqa,ab->gqb", cross, self.C)  # (G, q, ng)
         self.S = zcov_chol
+        # the same as one matrix (rows: z in θ's order) for matrix-vector products
+        self._K2 = np.ascontiguousarray(self.K.reshape(-1, self.ng))
+        self._mz = self.m[self.ng:]
 
     def to_theta(self, x: np.ndarray) -> np.ndarray:
         """θ of one vector or of draws (..., size)."""
@@ -503,10 +506,15 @@ class LaplaceCoordinates:
         return np.concatenate([phi, eps.ravel()])
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        lp, g = self.density(self.to_theta(x))
         ng, d = self.ng, self.density
-        gz = g[ng:].reshape(d.G, d.q)
+        phi = x[:ng]
+        eps = x[ng:].reshape(d.G, d.q)
+        theta = np.empty(self.size)
+        theta[:ng] = self.m[:ng] + self.C @ phi
+        theta[ng:] = self._mz - self._K2 @ phi + np.einsum("gqr,gr->gq", self.S, eps).ravel()
+        lp, g = d(theta)
+        gz = g[ng:]
         out = np.empty(self.size)
-        out[:ng] = self.C.T @ g[:ng] - np.einsum("gqa,gq->a", self.K, gz)
-        out[ng:] = np.einsum("gqr,gq->gr", self.S, gz).ravel()
+        out[:ng] = self.C.T @ g[:ng] - self._K2.T @ gz
+        out[ng:] = np.einsum("gqr,gq->gr", self.S, gz.reshape(d.G, d.q)).ravel()
         return lp, out

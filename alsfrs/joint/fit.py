@@ -15,6 +15,7 @@ from alsfrs.errors import Problem, ValidationError
 from alsfrs.joint.design import SurvivalData, make_joint_design
 from alsfrs.joint.priors import resolve_joint_priors
 from alsfrs.matrices import as_frame
+from alsfrs.threads import sampling_threads
 
 __all__ = ["fit_joint"]
 
@@ -285,8 +286,6 @@ def fit_joint(
     alsfrs.bayes.SamplingWarning
         R-hat > 1.01, bulk ESS < 400 or divergent transitions.
     """
-    from threadpoolctl import threadpool_limits
-
     from alsfrs.bayes.fit import SamplingWarning
     from alsfrs.joint.density import supports
     from alsfrs.joint.result import JointResult, augment
@@ -311,7 +310,8 @@ def fit_joint(
                                   compute_convergence_checks=False, target_accept=target_accept)
     start = None
     engine = "numpy" if supports(jd) else "pymc"
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+    # one BLAS thread here and in the forked chains (alsfrs.threads, as fit_bayes)
+    with warnings.catch_warnings(), sampling_threads(1):
         warnings.filterwarnings("ignore", message=".*[Tt]he effective sample size.*")
         warnings.filterwarnings("ignore", message=".*[Rr]hat.*")
         warnings.filterwarnings("ignore", message=".*divergen.*")

@@ -517,7 +517,15 @@ class JointResult(Result):
     def model_spec(self) -> ModelRecord:
         return ModelRecord(formula={"longitudinal": self.longitudinal,
                                     "survival": self.survival},
-                           engine="pymc (joint)", settings=dict(self.settings), seed=self.seed)
+                           engine=self._engine_text(), settings=dict(self.settings),
+                           seed=self.seed)
+
+    def _engine_text(self) -> str:
+        """PyMC's NUTS on the NumPy log density (closed-form designs) or on the PyMC
+        model compiled by PyTensor (fits saved before the NumPy engine say neither)."""
+        if self.settings.get("engine") == "numpy":
+            return "pymc NUTS on a NumPy log density (joint)"
+        return "pymc (joint)"
 
     def _display(self) -> Display:
         s = self.settings
