@@ -4,8 +4,8 @@
 joint models; the PyMC model of ``build_joint_model`` is its reference: at random
 points of the unconstrained space the two give the same gradient and log
 densities that differ by one constant (the LKJ normalising constant), for every
-association, both closed-form baselines, one or two random effects and Student-t
-priors.
+association, every baseline (closed form and quadrature), linear and quadratic
+trajectories, one or two random effects and Student-t priors.
 """
 
 from __future__ import annotations
@@ -35,6 +35,21 @@ CASES = [
     ("alsfrs_r ~ months * antidepressant + (1 | patient_id)", "value", "piecewise",
      {"longitudinal": {"sd__(Intercept)": ("halfstudent_t", 3, 8)}}),
     ("alsfrs_r ~ months * antidepressant + (months || patient_id)", "value", "spline", None),
+    # quadrature: P-spline and Weibull baselines, forced quadrature, quadratic time
+    (LONG, "value", "pspline", None),
+    (LONG, "value+slope", "pspline", {"survival": {"pspline_precision": ("gamma", 2, 0.1)}}),
+    (LONG, "shared", "pspline", None),
+    (LONG, "value", "weibull", None),
+    (LONG, "value+slope", "weibull", None),
+    (LONG, "shared", "weibull", None),
+    (LONG, "value", ("piecewise", True), None),
+    (LONG, "value+slope", ("spline", True), None),
+    ("alsfrs_r ~ months + I(months**2) + antidepressant + (months | patient_id)", "value",
+     "piecewise", None),
+    ("alsfrs_r ~ months + I(months**2) + antidepressant + (months | patient_id)",
+     "value+slope", "pspline", None),
+    ("alsfrs_r ~ months + I(months**2) + antidepressant + (months | patient_id)", "shared",
+     "spline", None),
 ]
 
 
@@ -44,7 +59,9 @@ def cohort():
 
 
 def _setup(cohort, formula, association, baseline, priors):
-    jd = prepare_joint(formula, SURV, cohort, association=association, baseline=baseline)[2]
+    baseline, quadrature = baseline if isinstance(baseline, tuple) else (baseline, False)
+    jd = prepare_joint(formula, SURV, cohort, association=association, baseline=baseline,
+                       quadrature=quadrature)[2]
     mm = jd.long.mm
     pri = resolve_joint_priors(priors, fixed_names=mm.fixed_names,
                                random_names=mm.random_names, blocks=mm.blocks, y=mm.y,
@@ -84,8 +101,14 @@ def _reference(model, density: JointDensity):
             where[density.sl_alpha.start:density.sl_alpha.start + len(idx)] = idx
         elif name == "alpha_slope":
             where[density.sl_alpha.start + 1] = idx[0]
-        elif name == "log_h0":
-            where[density.sl_base] = idx
+        elif name in ("log_h0", "log_rate", "log_h0_level"):
+            where[density.sl_base.start:density.sl_base.start + len(idx)] = idx
+        elif name in ("log_shape", "log_h0_trend"):
+            where[density.sl_base.start + 1] = idx[0]
+        elif name == "tau_bs_log__":
+            where[density.sl_base.start + 2] = idx[0]
+        elif name == "bs_z":
+            where[density.sl_base.start + 3:density.sl_base.stop] = idx
         elif name == "z":
             where[density.sl_z] = idx
         else:  # pragma: no cover
@@ -110,7 +133,7 @@ def test_density_matches_pymc(cohort, formula, association, baseline, priors):
     rng = np.random.default_rng(3)
     x0 = np.zeros(density.size)
     x0[:density.long.size] = 0.0
-    x0[density.sl_base] = -3.5
+    x0[density.sl_base] = density.baseline.start(-3.5)
     x0[0] = 35.0  # the intercept of the centred design near the mean score
     offsets = []
     for _ in range(4):
@@ -125,11 +148,8 @@ def test_density_matches_pymc(cohort, formula, association, baseline, priors):
     assert np.ptp(offsets) < 1e-9 * max(1.0, abs(lp_ref))
 
 
-def test_unsupported_designs_are_named(cohort):
-    for kw in ({"baseline": "pspline"}, {"baseline": "weibull"}, {"quadrature": True}):
-        jd = prepare_joint(LONG, SURV, cohort, **kw)[2]
-        assert not supports(jd)
-    quad = "alsfrs_r ~ months + I(months**2) + (months | patient_id)"
+def test_three_random_effects_use_the_pymc_model(cohort):
+    quad = "alsfrs_r ~ months + I(months**2) + (months + I(months**2) | patient_id)"
     assert not supports(prepare_joint(quad, SURV, cohort)[2])
 
 

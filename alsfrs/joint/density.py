@@ -44,8 +44,7 @@ __all__ = ["JointDensity", "joint_laplace", "supports"]
 
 def supports(jd: JointDesign) -> bool:
     """True if :class:`JointDensity` implements this design (see the module docstring)."""
-    return (jd.closed_form and jd.degree == 1 and jd.n_random <= 2
-            and jd.baseline in ("piecewise", "spline"))
+    return jd.n_random <= 2
 
 
 def _phi(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,6 +55,152 @@ def _phi(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     f = np.where(small, 1 + x / 2 + x * x / 6, np.expm1(xs) / xs)
     fd = np.where(small, 0.5 + x / 3 + x * x / 8, (xs * ex - ex + 1) / (xs * xs))
     return f, fd
+
+
+class _Baseline:
+    """The baseline hazard's unconstrained parameters v, their priors, and log h0 at
+    fixed times (quadrature nodes, event times) with its pullback.
+
+    ``"piecewise"``: v = log h0 per piece; ``"spline"``: v = log h0 at the knots,
+    linear between them; ``"pspline"``: v = (level, trend, log τ, ε) with
+    θ = level·N₀ + trend·N₁ + E ε/√τ (PyMC's ``tau_bs`` on the log scale) and
+    log h0(t) = B(t)ᵀθ; ``"weibull"``: v = (log rate, log shape),
+    log h0(t) = log rate + log shape − log t_s + (shape − 1) log(t/t_s).
+    """
+
+    def __init__(self, jd: JointDesign, priors: JointPriors) -> None:
+        self.kind = jd.baseline
+        self.jd = jd
+        if self.kind == "piecewise":
+            self.size = jd.n_pieces
+            self.prior = _VectorPrior([priors.baseline] * self.size)
+        elif self.kind == "spline":
+            self.size = len(jd.spline_knots)
+            self.prior = _VectorPrior([priors.baseline] * self.size)
+        elif self.kind == "pspline":
+            ps = jd.pspline
+            self.N = ps.null_space()
+            self.E = ps.penalty_root(2)
+            self.size = 3 + self.E.shape[1]
+            self.level_prior = _VectorPrior([priors.baseline])
+            self.trend_prior = _VectorPrior([priors.pspline_trend])
+            a, rate = priors.pspline_precision.params
+            self.tau_a, self.tau_b = float(a), float(rate)
+            self.tau_const = a * math.log(rate) - math.lgamma(a)
+            self.eps_const = -0.5 * self.E.shape[1] * math.log(2 * math.pi)
+        else:
+            self.size = 2
+            self.prior = _VectorPrior([priors.baseline, priors.log_shape])
+            self.log_ts = math.log(jd.t_scale)
+
+    def log_prior(self, v: np.ndarray) -> tuple[float, np.ndarray]:
+        """Summed log prior (Jacobians included) and its gradient in v."""
+        if self.kind != "pspline":
+            return self.prior(v)
+        g = np.empty(self.size)
+        lp1, g1 = self.level_prior(v[:1])
+        lp2, g2 = self.trend_prior(v[1:2])
+        rho = v[2]  # log τ: Gamma(a, b) density of τ = e^ρ times the Jacobian e^ρ
+        tau = math.exp(rho)
+        lp3 = self.tau_const + self.tau_a * rho - self.tau_b * tau
+        eps = v[3:]
+        g[0], g[1], g[2] = g1[0], g2[0], self.tau_a - self.tau_b * tau
+        g[3:] = -eps
+        return lp1 + lp2 + lp3 + self.eps_const - 0.5 * float(eps @ eps), g
+
+    # -- log h0 at fixed times ---------------------------------------------------
+    def prepare(self, times: np.ndarray) -> dict:
+        """What :meth:`values` needs for these fixed times (any shape)."""
+        t = np.asarray(times, dtype=float)
+        jd = self.jd
+        # the piece of each time as JointDesign.event_piece (a time on a knot: the piece
+        # before it); quadrature nodes are inside their pieces
+        k = np.clip(np.searchsorted(jd.knots, t, side="left") - 1, 0, jd.n_pieces - 1)
+        if self.kind == "piecewise":
+            return {"shape": t.shape, "piece": k.ravel()}
+        if self.kind == "spline":
+            tau = jd.spline_knots
+            w = (t.ravel() - tau[k.ravel()]) / np.diff(tau)[k.ravel()]
+            return {"shape": t.shape, "piece": k.ravel(), "w": w}
+        if self.kind == "pspline":
+            uniq, inv = np.unique(t.ravel(), return_inverse=True)
+            return {"shape": t.shape, "B": np.ascontiguousarray(jd.pspline.basis(uniq)),
+                    "inv": inv.ravel(), "n": len(uniq)}
+        return {"shape": t.shape,
+                "log_t": np.log(np.maximum(t.ravel(), 1e-12)) - self.log_ts}
+
+    def values(self, v: np.ndarray, at: dict) -> np.ndarray:
+        if self.kind == "piecewise":
+            out = v[at["piece"]]
+        elif self.kind == "spline":
+            k, w = at["piece"], at["w"]
+            out = (1 - w) * v[k] + w * v[k + 1]
+        elif self.kind == "pspline":
+            out = (at["B"] @ self.coefficients(v))[at["inv"]]
+        else:
+            out = v[0] + v[1] - self.log_ts + (math.exp(v[1]) - 1) * at["log_t"]
+        return out.reshape(at["shape"])
+
+    def pullback(self, v: np.ndarray, at: dict, g: np.ndarray) -> np.ndarray:
+        """Gradient in v of Σ g · log h0 at the prepared times."""
+        g = np.asarray(g, dtype=float).ravel()
+        if self.kind == "piecewise":
+            return np.bincount(at["piece"], weights=g, minlength=self.size)
+        if self.kind == "spline":
+            k, w = at["piece"], at["w"]
+            return (np.bincount(k, weights=(1 - w) * g, minlength=self.size)
+                    + np.bincount(k + 1, weights=w * g, minlength=self.size))
+        if self.kind == "pspline":
+            g_theta = at["B"].T @ np.bincount(at["inv"], weights=g, minlength=at["n"])
+            return self.coefficients_pullback(v, g_theta)
+        ls = math.exp(v[1])
+        return np.array([g.sum(), g.sum() + ls * float(g @ at["log_t"])])
+
+    def start(self, log_rate: float) -> np.ndarray:
+        """A starting v: the crude event rate, flat (shape 1; P-spline at its prior
+        mean precision)."""
+        if self.kind in ("piecewise", "spline"):
+            return np.full(self.size, log_rate)
+        if self.kind == "weibull":
+            return np.array([log_rate + self.log_ts, 0.0])
+        v = np.zeros(self.size)
+        v[0] = log_rate
+        v[2] = math.log(self.tau_a / self.tau_b)
+        return v
+
+    def posterior(self, v: np.ndarray) -> tuple[dict[str, tuple], dict[str, list]]:
+        """Draws (D, size) of v as the PyMC model's baseline variables: ``{name: (dims,
+        array)}`` and their coordinates."""
+        if self.kind in ("piecewise", "spline"):
+            dim = "knot" if self.kind == "spline" else "piece"
+            return {"log_h0": ((dim,), v)}, {dim: list(range(v.shape[1]))}
+        if self.kind == "weibull":
+            return {"log_rate": ((), v[:, 0]), "log_shape": ((), v[:, 1])}, {}
+        s = np.exp(-0.5 * v[:, 2])
+        theta = (v[:, :1] * self.N[:, 0] + v[:, 1:2] * self.N[:, 1]
+                 + (v[:, 3:] @ self.E.T) * s[:, None])
+        ps = self.jd.pspline
+        at_breaks = theta @ ps.basis(ps.breaks).T
+        return ({"log_h0_level": ((), v[:, 0]), "log_h0_trend": ((), v[:, 1]),
+                 "tau_bs": ((), np.exp(v[:, 2])), "bs_z": (("bs_pen",), v[:, 3:]),
+                 "bs_coef": (("bs_basis",), theta), "log_h0": (("knot",), at_breaks)},
+                {"bs_pen": list(range(v.shape[1] - 3)), "bs_basis": list(range(ps.n_coef)),
+                 "knot": list(range(len(ps.breaks)))})
+
+    def coefficients(self, v: np.ndarray) -> np.ndarray:
+        """θ of the P-spline: level·N₀ + trend·N₁ + E ε/√τ."""
+        return (v[0] * self.N[:, 0] + v[1] * self.N[:, 1]
+                + (self.E @ v[3:]) * math.exp(-0.5 * v[2]))
+
+    def coefficients_pullback(self, v: np.ndarray, g_theta: np.ndarray) -> np.ndarray:
+        s = math.exp(-0.5 * v[2])
+        Eg = self.E.T @ g_theta
+        out = np.empty(self.size)
+        out[0] = self.N[:, 0] @ g_theta
+        out[1] = self.N[:, 1] @ g_theta
+        out[2] = -0.5 * s * float(v[3:] @ Eg)
+        out[3:] = s * Eg
+        return out
 
 
 class JointDensity:
@@ -96,7 +241,8 @@ class JointDensity:
         n_alpha = q if self.shared else (2 if self.with_slope else 1)
         self.sl_alpha = slice(pos, pos + n_alpha)
         pos += n_alpha
-        n_base = len(jd.spline_knots) if self.spline else jd.n_pieces
+        self.baseline = _Baseline(jd, priors)
+        n_base = self.baseline.size
         self.sl_base = slice(pos, pos + n_base)
         pos += n_base
         self.n_global = pos
@@ -111,17 +257,19 @@ class JointDensity:
         else:
             apri = [priors.alpha] + ([priors.alpha_slope] if self.with_slope else [])
         self._alpha_prior = _VectorPrior(apri)
-        self._base_prior = _VectorPrior([priors.baseline] * n_base)
         self._z_const = -0.5 * G * q * math.log(2 * math.pi)
         # per-patient statistics, contiguous
         self.g = {(a, b): np.ascontiguousarray(st.ZtZ[:, a, b]) for a in range(q)
                   for b in range(q)}
         self.Zty = [np.ascontiguousarray(st.Zty[:, k]) for k in range(q)]
         # one stacked matrix: Z_i'X_i β (one block per random effect), then P_d β
+        self.deg = deg = jd.degree
         self.stack = np.ascontiguousarray(np.vstack([st.ZtX[:, k, :] for k in range(q)]
-                                                    + [jd.P[0], jd.P[1]]))
-        self.Q = [[np.ascontiguousarray(jd.Q[d][:, k]) for k in range(q)] for d in range(2)]
-        self.Qused = [[bool(np.any(self.Q[d][k] != 0)) for k in range(q)] for d in range(2)]
+                                                    + [jd.P[d] for d in range(deg + 1)]))
+        self.Q = [[np.ascontiguousarray(jd.Q[d][:, k]) for k in range(q)]
+                  for d in range(deg + 1)]
+        self.Qused = [[bool(np.any(self.Q[d][k] != 0)) for k in range(q)]
+                      for d in range(deg + 1)]
         self.Wc = np.ascontiguousarray(jd.Wc)
         T = jd.surv.time
         self.T = T
@@ -137,6 +285,15 @@ class JointDensity:
             self.dtau = np.diff(tau)
             self.lo_off = self.lo - tau[None, :-1]  # time since the piece's knot
             self.ev_off = self.Tev - tau[self.piece_ev]
+        self.ev_at = self.baseline.prepare(self.Tev)
+        if jd.closed_form and jd.baseline == "weibull":
+            self.log_T_scaled = np.log(T / jd.t_scale)
+        elif not jd.closed_form:
+            tn, wn = jd.nodes()
+            self.wn = np.ascontiguousarray(wn)
+            self.q_at = self.baseline.prepare(tn)
+            self.tpow = [np.ones_like(tn)] + [tn**k for k in range(1, deg + 1)]
+            self.Tpow = [np.ones_like(self.Tev)] + [self.Tev**k for k in range(1, deg + 1)]
 
     # -- parameters ------------------------------------------------------------
     def unpack_draws(self, theta: np.ndarray) -> dict[str, np.ndarray]:
@@ -165,7 +322,7 @@ class JointDensity:
         prod = self.stack @ beta
         G = self.G
         c = [self.Zty[k] - prod[k * G:(k + 1) * G] for k in range(q)]
-        pb = [prod[(q + d) * G:(q + d + 1) * G] for d in range(2)]
+        pb = [prod[(q + d) * G:(q + d + 1) * G] for d in range(self.deg + 1)]
         lam = L / sigma
         if q == 1:
             l00 = lam[0, 0]
@@ -208,7 +365,7 @@ class JointDensity:
         v, dv = self._alpha_prior(alpha)
         lp += v
         g_alpha = g_alpha + dv
-        v, dv = self._base_prior(base)
+        v, dv = self.baseline.log_prior(base)
         lp += v
         g_base = g_base + dv
         lp += self._z_const - 0.5 * float(np.sum(z * z))
@@ -279,7 +436,7 @@ class JointDensity:
             g_lam[1, 0] += float(gu0 @ c[1])
             g_lam[1, 1] += float(gu1 @ c[1])
         # c_k = Z'y − Z'X β; coefficients P_d β: one product with the stacked matrix
-        g_prod = np.concatenate([-gc[k] for k in range(q)] + [g_pb[0], g_pb[1]])
+        g_prod = np.concatenate([-gc[k] for k in range(q)] + list(g_pb))
         g_beta = self.stack.T @ g_prod
         # Λ = L / σ
         g_L = g_lam / sigma
@@ -292,23 +449,50 @@ class JointDensity:
         grad[self.sl_z] = (gz - z).ravel()
         return float(lp), grad
 
-    def _survival(self, b, pb, gamma, alpha, base):
+    def _survival(self, b, pb, gamma, alpha, v):
         """Σ_i [d_i log h_i(T_i) − H_i] and its gradient in b, in the trajectory's
-        fixed-effect parts P_d β, in γ, α and the baseline parameters."""
-        d, ev, q = self.d, self.ev, self.q
+        fixed-effect parts P_d β (one per power of time), in γ, α and the baseline's v."""
+        q, G = self.q, self.G
         if self.shared:
             eta = sum(alpha[k] * b[k] for k in range(q))
-            cs = None
+            coef = None
         else:
             coef = [pb[dd] + sum(self.Q[dd][k] * b[k] for k in range(q) if self.Qused[dd][k])
-                    for dd in range(2)]
+                    for dd in range(self.deg + 1)]
             eta = alpha[0] * (coef[0] - self.jd.m_ref)
-            if self.with_slope:
-                eta = eta + alpha[1] * coef[1]
-            cs = alpha[0] * coef[1]  # the hazard's log-linear slope from the trajectory
         if self.Wc.shape[1]:
             eta = eta + self.Wc @ gamma
-        # log h at the events
+        if self.jd.closed_form and self.baseline.kind == "weibull":
+            ll, g_eta, g_base = self._weibull_shared(eta, v)
+            g_c = None
+        elif self.jd.closed_form:
+            ll, g_eta, g_c, g_alpha_t, g_base = self._closed_form(eta, coef, alpha, v)
+        else:
+            ll, g_eta, g_c, g_alpha_t, g_base = self._quadrature(eta, coef, alpha, v)
+        g_gamma = self.Wc.T @ g_eta if self.Wc.shape[1] else np.zeros(0)
+        if self.shared:
+            g_alpha = np.array([float(b[k] @ g_eta) for k in range(q)])
+            g_b = [alpha[k] * g_eta for k in range(q)]
+            return ll, g_b, [np.zeros(G)] * (self.deg + 1), g_gamma, g_alpha, g_base
+        # η = α (c₀ − m̄) + γᵀw: the rest of α's gradient came with g_c's trajectory terms
+        g_c[0] = alpha[0] * g_eta
+        g_alpha = g_alpha_t
+        g_alpha[0] += float((coef[0] - self.jd.m_ref) @ g_eta)
+        g_b = [sum(self.Q[dd][k] * g_c[dd] for dd in range(self.deg + 1) if self.Qused[dd][k])
+               for k in range(q)]
+        g_b = [gb if isinstance(gb, np.ndarray) else np.zeros(G) for gb in g_b]
+        return ll, g_b, g_c, g_gamma, g_alpha, g_base
+
+    def _closed_form(self, eta, coef, alpha, base):
+        """Piecewise or spline baseline, linear trajectory (or none: shared):
+        H_i = Σ_k exp(b0_ik + η_i + c_i l_ik) Δ_ik φ(t_ik Δ_ik), c = α × slope,
+        t = c (+ the spline's slope in the piece)."""
+        ev = self.ev
+        cs = None
+        if coef is not None:
+            cs = alpha[0] * coef[1]  # the hazard's log-linear slope from the trajectory
+            if self.with_slope:
+                eta = eta + alpha[1] * coef[1]
         if self.spline:
             s = np.diff(base) / self.dtau
             b0 = base[None, :-1] + s[None, :] * self.lo_off  # log h0 at the pieces' starts
@@ -319,7 +503,6 @@ class JointDensity:
         log_h_ev = lh0_ev + eta[ev]
         if cs is not None:
             log_h_ev = log_h_ev + cs[ev] * self.Tev
-        # H_i = Σ_k exp(b0_ik + η_i + c_i l_ik) Δ_ik φ(t_ik Δ_ik), t = c (+ spline slope)
         lo, dl = self.lo, self.dl
         if cs is None:
             expo = b0 + eta[:, None]
@@ -329,19 +512,14 @@ class JointDensity:
             tot = cs[:, None] + (s[None, :] if self.spline else 0.0)
         F = np.exp(expo) * dl
         if tot is None:
-            E = F
-            Fd = None
+            E, Fd = F, None
         else:
             ph, dph = _phi(tot * dl)
             E = F * ph
             Fd = F * dl * dph  # ∂E/∂t
         H = E.sum(axis=1)
         ll = float(np.sum(log_h_ev)) - float(np.sum(H))
-        # gradient
-        g_eta = d - H
-        g_gamma = self.Wc.T @ g_eta if self.Wc.shape[1] else np.zeros(0)
-        # baseline
-        g_b0 = -E.sum(axis=0) if not self.spline else None
+        g_eta = self.d - H
         if self.spline:
             g_base = np.zeros(len(base))
             np.add.at(g_base, self.piece_ev, 1.0)
@@ -352,21 +530,67 @@ class JointDensity:
             g_base[1:] += g_s / self.dtau
             g_base[:-1] -= g_s / self.dtau
         else:
-            g_base = np.bincount(self.piece_ev, minlength=len(base)).astype(float) + g_b0
+            g_base = np.bincount(self.piece_ev, minlength=len(base)) - E.sum(axis=0)
         if cs is None:
-            g_alpha = np.array([float(b[k] @ g_eta) for k in range(q)])
-            g_b = [alpha[k] * g_eta for k in range(q)]
-            return ll, g_b, [np.zeros(self.G), np.zeros(self.G)], g_gamma, g_alpha, g_base
-        g_cs = -(E * lo).sum(axis=1) - Fd.sum(axis=1) if Fd is not None else -(E * lo).sum(1)
+            return ll, g_eta, None, None, g_base
+        g_cs = -(E * lo).sum(axis=1) - Fd.sum(axis=1)
         g_cs[ev] += self.Tev
-        g_coef0 = alpha[0] * g_eta
-        g_coef1 = alpha[0] * g_cs
-        g_alpha = [float((coef[0] - self.jd.m_ref) @ g_eta + coef[1] @ g_cs)]
+        g_c = [None, alpha[0] * g_cs]
+        g_alpha = [float(coef[1] @ g_cs)]
         if self.with_slope:
-            g_coef1 = g_coef1 + alpha[1] * g_eta
+            g_c[1] = g_c[1] + alpha[1] * g_eta
             g_alpha.append(float(coef[1] @ g_eta))
-        g_b = [self.Q[0][k] * g_coef0 + self.Q[1][k] * g_coef1 for k in range(q)]
-        return ll, g_b, [g_coef0, g_coef1], g_gamma, np.array(g_alpha), g_base
+        return ll, g_eta, g_c, np.array(g_alpha), g_base
+
+    def _weibull_shared(self, eta, v):
+        """Weibull baseline, shared random effects: H_i = exp(η_i + log rate + k log(T_i/t_s))."""
+        k = math.exp(v[1])
+        lh_ev = self.baseline.values(v, self.ev_at)
+        log_T = self.log_T_scaled
+        H = np.exp(eta + v[0] + k * log_T)
+        ll = float(np.sum(lh_ev + eta[self.ev])) - float(np.sum(H))
+        g_base = self.baseline.pullback(v, self.ev_at, np.ones(len(self.ev)))
+        g_base[0] -= H.sum()
+        g_base[1] -= k * float(H @ log_T)
+        return ll, self.d - H, g_base
+
+    def _quadrature(self, eta, coef, alpha, v):
+        """Gauss–Legendre nodes t_in, weights w_in per piece (:meth:`JointDesign.nodes`):
+        H_i = Σ_n w_in exp(log h0(t_in) + η_i + α Σ_{k≥1} c_ik t_inᵏ [+ α_s m_i'(t_in)])."""
+        ev, deg = self.ev, self.deg
+        lh_q = self.baseline.values(v, self.q_at)
+        lh_ev = self.baseline.values(v, self.ev_at)
+        expo = lh_q + eta[:, None]
+        log_h_ev = lh_ev + eta[ev]
+        if coef is not None:
+            a = alpha[0]
+            for k in range(1, deg + 1):
+                expo = expo + (a * coef[k])[:, None] * self.tpow[k]
+                log_h_ev = log_h_ev + a * coef[k][ev] * self.Tpow[k]
+                if self.with_slope:
+                    expo = expo + (alpha[1] * k * coef[k])[:, None] * self.tpow[k - 1]
+                    log_h_ev = log_h_ev + alpha[1] * k * coef[k][ev] * self.Tpow[k - 1]
+        E = self.wn * np.exp(expo)
+        H = E.sum(axis=1)
+        ll = float(np.sum(log_h_ev)) - float(np.sum(H))
+        g_eta = self.d - H
+        g_base = (self.baseline.pullback(v, self.q_at, -E)
+                  + self.baseline.pullback(v, self.ev_at, np.ones(len(ev))))
+        if coef is None:
+            return ll, g_eta, None, None, g_base
+        # R_k = Σ_i-events T^k − Σ_n E t^k: ∂/∂(coefficient of t^k in log h)
+        R = [g_eta]
+        for k in range(1, deg + 1):
+            r = -(E * self.tpow[k]).sum(axis=1)
+            r[ev] += self.Tpow[k]
+            R.append(r)
+        g_c = [None] + [alpha[0] * R[k] for k in range(1, deg + 1)]
+        g_alpha = [sum(float(coef[k] @ R[k]) for k in range(1, deg + 1))]
+        if self.with_slope:
+            for k in range(1, deg + 1):
+                g_c[k] = g_c[k] + alpha[1] * k * R[k - 1]
+            g_alpha.append(sum(k * float(coef[k] @ R[k - 1]) for k in range(1, deg + 1)))
+        return ll, g_eta, g_c, np.array(g_alpha), g_base
 
     def neg(self):
         """``-log p`` and its gradient (for optimisers); non-finite values become +∞."""
@@ -387,7 +611,7 @@ def _start(density: JointDensity, log_rate: float) -> np.ndarray:
     mode_long, _cov, _rec = laplace_start(density.long)
     x = np.zeros(density.size)
     x[:density.long.size] = mode_long
-    x[density.sl_base] = log_rate
+    x[density.sl_base] = density.baseline.start(log_rate)
     return x
 
 

@@ -409,9 +409,10 @@ def _sample_numpy(jd, pri, kwargs: dict[str, Any], seed: int, log_rate: float):
         extra["alpha"] = (("chain", "draw"), shaped(alpha[:, 0]))
         if jd.association == "value+slope":
             extra["alpha_slope"] = (("chain", "draw"), shaped(alpha[:, 1]))
-    dim = "knot" if jd.baseline == "spline" else "piece"
-    extra["log_h0"] = (("chain", "draw", dim), shaped(par["base"]))
-    coords[dim] = list(range(par["base"].shape[1]))
+    base_vars, base_coords = density.baseline.posterior(par["base"])
+    for name, (dims, arr) in base_vars.items():
+        extra[name] = (("chain", "draw", *dims), shaped(arr))
+    coords.update(base_coords)
     idata.posterior = post.assign(xr.Dataset(
         extra, coords={"chain": post.chain, "draw": post.draw,
                        "re_term": list(jd.long.mm.random_names), **coords}))
