@@ -93,11 +93,11 @@ def _fit(cohort, draws: int, tune: int, chains: int, seed: int):
 
 def run_python(cohort, draws: int, tune: int, chains: int, seed: int, repeats: int
                ) -> list[dict]:
-    """The first fit in a fresh process (cold), then the same fit again (warm), then
-    ``repeats - 1`` more with other sampling seeds: R-hat and ESS vary from seed to seed."""
+    """``repeats`` fits: the first in a fresh process (cold), the same fit again (warm),
+    then others with other sampling seeds (R-hat and ESS vary from seed to seed)."""
     out = []
     for k, label in enumerate(["cold", "warm"] + [f"seed {seed + j}" for j in
-                                                  range(1, repeats)]):
+                                                  range(1, repeats - 1)]):
         fit, wall = _fit(cohort, draws, tune, chains, seed + max(k - 1, 0))
         out.append(_row(f"alsfrs fit_joint ({label})", fit, wall))
     return out

@@ -36,10 +36,10 @@ from scipy.special import gammaln
 from alsfrs.bayes.priors import Prior, PriorSet
 from alsfrs.gaussian import MarginalKernel
 
-__all__ = ["CollapsedDensity", "laplace_start"]
+__all__ = ["CollapsedDensity", "VectorPrior", "laplace_start", "negated"]
 
 
-class _VectorPrior:
+class VectorPrior:
     """Priors of one family over a vector of parameters, evaluated in one pass.
 
     ``__call__(x)`` returns the summed log density (PyMC's, constants included)
@@ -100,7 +100,7 @@ class _Block:
 
     cols: tuple[int, ...]
     start: int
-    prior: _VectorPrior
+    prior: VectorPrior
     correlated: bool
     # packed index (row i, column j ≤ i) -> position in the block's slice
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
@@ -139,7 +139,7 @@ class CollapsedDensity:
         pos = self.p
         for block in mm.blocks:
             bpri = [priors.sd[mm.random_names[j]] for j in block]
-            b = _Block(cols=tuple(block), start=pos, prior=_VectorPrior(bpri),
+            b = _Block(cols=tuple(block), start=pos, prior=VectorPrior(bpri),
                        correlated=len(block) > 1)
             if b.correlated:
                 m = len(block)
@@ -154,9 +154,9 @@ class CollapsedDensity:
         families: dict[str, list[int]] = {}
         for j, pr in enumerate(self.fixed_priors):
             families.setdefault(pr.dist, []).append(j)
-        self._fixed_groups = [(_VectorPrior([self.fixed_priors[j] for j in idx]), np.array(idx))
+        self._fixed_groups = [(VectorPrior([self.fixed_priors[j] for j in idx]), np.array(idx))
                               for idx in families.values()]
-        self._sigma_prior = _VectorPrior([priors.sigma])
+        self._sigma_prior = VectorPrior([priors.sigma])
 
     # -- parameters ------------------------------------------------------------
     def unpack(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -267,13 +267,20 @@ class CollapsedDensity:
 
     def neg(self) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
         """``-log p`` and its gradient (for optimisers)."""
-        def f(theta):
-            with np.errstate(all="ignore"):
-                lp, g = self(theta)
-            if not np.isfinite(lp) or not np.all(np.isfinite(g)):
-                return np.inf, np.zeros_like(theta)
-            return -lp, -g
-        return f
+        return negated(self)
+
+
+def negated(density: Callable[[np.ndarray], tuple[float, np.ndarray]]
+            ) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """``theta -> (-log p, -gradient)`` of a log density, for minimisers; a point where
+    the density or its gradient is not finite gives ``(+inf, 0)``."""
+    def f(theta):
+        with np.errstate(all="ignore"):
+            lp, g = density(theta)
+        if not np.isfinite(lp) or not np.all(np.isfinite(g)):
+            return np.inf, np.zeros_like(theta)
+        return -lp, -g
+    return f
 
 
 def _crude_start(density: CollapsedDensity) -> np.ndarray:

@@ -3,12 +3,11 @@
 The same density as the PyMC model of :func:`alsfrs.joint.model.build_joint_model`,
 on the same unconstrained scale, with nothing for PyTensor to compile (compiling
 that model's gradient to C took about 80 s of a 120 s first fit on 1,000 patients,
-``docs/benchmarks.md``). It covers the closed-form cases: linear trajectories
-with one or two random effects per patient, a piecewise-constant or log-linear
-("spline") baseline, and the ``"value"``, ``"value+slope"`` and ``"shared"``
-associations. :func:`supports` says whether a design is one of them; the others
-(P-spline and Weibull baselines, quadratic trajectories, quadrature) are sampled
-through the PyMC model.
+``docs/joint.md``). It covers every design with one or two random effects per
+patient: any association, any baseline (piecewise, spline, P-spline, Weibull),
+closed-form cumulative hazards and Gauss–Legendre quadrature, fixed trajectories
+of degree ≤ 2. :func:`supports` says whether a design is one of them; the others
+(three random effects: random quadratic time) are sampled through the PyMC model.
 
 The parameter vector θ is, in this order:
 
@@ -18,7 +17,9 @@ The parameter vector θ is, in this order:
   (marginal) longitudinal likelihood plus those priors;
 * γ (survival covariates), then α (``"value"``: one; ``"value+slope"``: α and the
   slope's α; ``"shared"``: one per random effect);
-* the log baseline hazard per piece (``"piecewise"``) or at each knot (``"spline"``);
+* the baseline's parameters (:class:`_Baseline`): log h0 per piece or at each knot,
+  the P-spline's level, trend, log precision and penalised coefficients, or the
+  Weibull log rate and log shape;
 * z (patients × random effects, row by row), standard normal a priori.
 
 The survival term is evaluated at b_i(β, L, σ, z_i) = Λ R_i⁻ᵀ(R_i⁻¹u_i + σ z_i)
@@ -35,11 +36,11 @@ import math
 import numpy as np
 from scipy import optimize
 
-from alsfrs.bayes.density import CollapsedDensity, _VectorPrior
+from alsfrs.bayes.density import CollapsedDensity, VectorPrior, negated
 from alsfrs.joint.design import JointDesign
 from alsfrs.joint.priors import JointPriors, shared_name
 
-__all__ = ["JointDensity", "joint_laplace", "supports"]
+__all__ = ["JointDensity", "LaplaceCoordinates", "joint_laplace", "supports"]
 
 
 def supports(jd: JointDesign) -> bool:
@@ -73,24 +74,24 @@ class _Baseline:
         self.jd = jd
         if self.kind == "piecewise":
             self.size = jd.n_pieces
-            self.prior = _VectorPrior([priors.baseline] * self.size)
+            self.prior = VectorPrior([priors.baseline] * self.size)
         elif self.kind == "spline":
             self.size = len(jd.spline_knots)
-            self.prior = _VectorPrior([priors.baseline] * self.size)
+            self.prior = VectorPrior([priors.baseline] * self.size)
         elif self.kind == "pspline":
             ps = jd.pspline
             self.N = ps.null_space()
             self.E = ps.penalty_root(2)
             self.size = 3 + self.E.shape[1]
-            self.level_prior = _VectorPrior([priors.baseline])
-            self.trend_prior = _VectorPrior([priors.pspline_trend])
+            self.level_prior = VectorPrior([priors.baseline])
+            self.trend_prior = VectorPrior([priors.pspline_trend])
             a, rate = priors.pspline_precision.params
             self.tau_a, self.tau_b = float(a), float(rate)
             self.tau_const = a * math.log(rate) - math.lgamma(a)
             self.eps_const = -0.5 * self.E.shape[1] * math.log(2 * math.pi)
         else:
             self.size = 2
-            self.prior = _VectorPrior([priors.baseline, priors.log_shape])
+            self.prior = VectorPrior([priors.baseline, priors.log_shape])
             self.log_ts = math.log(jd.t_scale)
 
     def log_prior(self, v: np.ndarray) -> tuple[float, np.ndarray]:
@@ -250,13 +251,13 @@ class JointDensity:
         self.size = pos + G * q
         # priors of the survival block
         # the survival block's priors are normal (resolve_joint_priors allows no other)
-        self._gamma_prior = (_VectorPrior([priors.gamma[n] for n in jd.surv.names])
+        self._gamma_prior = (VectorPrior([priors.gamma[n] for n in jd.surv.names])
                              if r else None)
         if self.shared:
             apri = [priors.shared[shared_name(mm.response, n)] for n in mm.random_names]
         else:
             apri = [priors.alpha] + ([priors.alpha_slope] if self.with_slope else [])
-        self._alpha_prior = _VectorPrior(apri)
+        self._alpha_prior = VectorPrior(apri)
         self._z_const = -0.5 * G * q * math.log(2 * math.pi)
         # per-patient statistics, contiguous
         self.g = {(a, b): np.ascontiguousarray(st.ZtZ[:, a, b]) for a in range(q)
@@ -578,7 +579,7 @@ class JointDensity:
                   + self.baseline.pullback(v, self.ev_at, np.ones(len(ev))))
         if coef is None:
             return ll, g_eta, None, None, g_base
-        # R_k = Σ_i-events T^k − Σ_n E t^k: ∂/∂(coefficient of t^k in log h)
+        # R_k,i = d_i T_iᵏ − Σ_n E_in t_inᵏ: ∂ll/∂(coefficient of tᵏ in log h_i)
         R = [g_eta]
         for k in range(1, deg + 1):
             r = -(E * self.tpow[k]).sum(axis=1)
@@ -594,13 +595,7 @@ class JointDensity:
 
     def neg(self):
         """``-log p`` and its gradient (for optimisers); non-finite values become +∞."""
-        def f(theta):
-            with np.errstate(all="ignore"):
-                lp, g = self(theta)
-            if not np.isfinite(lp) or not np.all(np.isfinite(g)):
-                return np.inf, np.zeros_like(theta)
-            return -lp, -g
-        return f
+        return negated(self)
 
 
 def _start(density: JointDensity, log_rate: float) -> np.ndarray:
