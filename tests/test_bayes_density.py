@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pymc_reference import reference
 
 import alsfrs
 from alsfrs.bayes.density import CollapsedDensity, laplace_start
@@ -38,42 +39,20 @@ def cohort():
 
 def _reference(model, density: CollapsedDensity, design):
     """PyMC's log density and gradient as functions of the NumPy density's θ."""
-    from pymc.blocking import DictToArrayBijection
-
-    fn = model.logp_dlogp_function(ravel_inputs=True)
-    fn.set_extra_values({})
-    ip = model.initial_point()
-    info = DictToArrayBijection.map(ip).point_map_info
-    slices, pos = {}, 0
-    for name, shape, *_ in info:
-        size = int(np.prod(shape)) if shape else 1
-        slices[name] = slice(pos, pos + size)
-        pos += size
-    # where each element of θ sits in PyMC's raveled vector
-    where = np.empty(density.size, dtype=int)
     fixed = design.fixed_names
-    for name, sl in slices.items():
+
+    def place(name, n):
         if name.startswith("b"):
             coord = "term_normal" if name == "b" else f"term_{name[2:]}"
-            terms = list(model.coords[coord])
-            for k, t in enumerate(terms):
-                where[fixed.index(t)] = sl.start + k
-        elif name.startswith(("chol_block", "sd_block")):
-            k = int(name.split("_")[1].removeprefix("block"))
-            b = density.blocks[k]
-            where[b.start:b.start + b.size] = np.arange(sl.start, sl.stop)
-        elif name == "sigma_log__":
-            where[-1] = sl.start
-        else:  # pragma: no cover
-            raise AssertionError(name)
+            return [fixed.index(t) for t in model.coords[coord]]
+        if name.startswith(("chol_block", "sd_block")):
+            b = density.blocks[int(name.split("_")[1].removeprefix("block"))]
+            return slice(b.start, b.start + b.size)
+        if name == "sigma_log__":
+            return density.size - 1
+        raise AssertionError(name)  # pragma: no cover
 
-    def ref(theta):
-        x = np.empty(pos)
-        x[where] = theta
-        lp, g = fn(x)
-        return float(lp), np.asarray(g)[where]
-
-    return ref
+    return reference(model, density.size, place)
 
 
 @pytest.mark.parametrize("formula,priors", CASES)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from pymc_reference import reference
 
 import alsfrs
 from alsfrs.joint.density import JointDensity, joint_laplace, supports
@@ -72,56 +73,23 @@ def _setup(cohort, formula, association, baseline, priors):
 
 def _reference(model, density: JointDensity):
     """PyMC's log density and gradient as functions of the NumPy density's θ."""
-    from pymc.blocking import DictToArrayBijection
+    lng, base, alpha = density.long, density.sl_base.start, density.sl_alpha.start
 
-    # evaluated by PyTensor's Python linker: a few calls, nothing to compile
-    fn = model.logp_dlogp_function(ravel_inputs=True, mode="FAST_COMPILE")
-    fn.set_extra_values({})
-    info = DictToArrayBijection.map(model.initial_point()).point_map_info
-    slices, pos = {}, 0
-    for name, shape, *_ in info:
-        size = int(np.prod(shape)) if shape else 1
-        slices[name] = slice(pos, pos + size)
-        pos += size
-    where = np.full(density.size, -1)
-    lng = density.long
-    for name, sl in slices.items():
-        idx = np.arange(sl.start, sl.stop)
+    def place(name, n):
         if name == "beta_c":
-            where[:lng.p] = idx
-        elif name.startswith(("chol_block", "sd_block")):
-            k = int(name.split("_")[1].split("__")[0].removeprefix("block"))
-            b = lng.blocks[k]
-            where[b.start:b.start + b.size] = idx
-        elif name == "sigma_log__":
-            where[lng.size - 1] = idx[0]
-        elif name == "gamma":
-            where[density.sl_gamma] = idx
-        elif name in ("alpha", "alpha_shared"):
-            where[density.sl_alpha.start:density.sl_alpha.start + len(idx)] = idx
-        elif name == "alpha_slope":
-            where[density.sl_alpha.start + 1] = idx[0]
-        elif name in ("log_h0", "log_rate", "log_h0_level"):
-            where[density.sl_base.start:density.sl_base.start + len(idx)] = idx
-        elif name in ("log_shape", "log_h0_trend"):
-            where[density.sl_base.start + 1] = idx[0]
-        elif name == "tau_bs_log__":
-            where[density.sl_base.start + 2] = idx[0]
-        elif name == "bs_z":
-            where[density.sl_base.start + 3:density.sl_base.stop] = idx
-        elif name == "z":
-            where[density.sl_z] = idx
-        else:  # pragma: no cover
-            raise AssertionError(name)
-    assert np.all(where >= 0) and len(set(where)) == density.size == pos
+            return slice(0, lng.p)
+        if name.startswith(("chol_block", "sd_block")):
+            b = lng.blocks[int(name.split("_")[1].split("__")[0].removeprefix("block"))]
+            return slice(b.start, b.start + b.size)
+        positions = {"sigma_log__": lng.size - 1, "gamma": density.sl_gamma,
+                     "alpha": alpha, "alpha_shared": density.sl_alpha,
+                     "alpha_slope": alpha + 1, "log_h0": density.sl_base,
+                     "log_rate": base, "log_h0_level": base, "log_shape": base + 1,
+                     "log_h0_trend": base + 1, "tau_bs_log__": base + 2,
+                     "bs_z": slice(base + 3, density.sl_base.stop), "z": density.sl_z}
+        return positions[name]
 
-    def ref(theta):
-        x = np.empty(pos)
-        x[where] = theta
-        lp, g = fn(x)
-        return float(lp), np.asarray(g)[where]
-
-    return ref
+    return reference(model, density.size, place)
 
 
 @pytest.mark.parametrize("formula,association,baseline,priors", CASES)
