@@ -365,12 +365,12 @@ def _sample_numpy(jd, pri, kwargs: dict[str, Any], seed: int, log_rate: float):
 
     Sampling starts from the Laplace approximation at the posterior mode: NUTS moves
     in its standardised coordinates (:class:`~alsfrs.joint.density.LaplaceCoordinates`:
-    a dense mass matrix in effect, then a diagonal one adapted as usual), and each
-    chain starts at its own draw from it. Returns the InferenceData (the PyMC model's
-    variables and coordinates) and a record of the start.
+    the Laplace covariance as a dense mass matrix, kept fixed; the step size is
+    adapted), and each chain starts at its own draw from it. Returns the InferenceData
+    (the PyMC model's variables and coordinates) and a record of the start.
     """
     import xarray as xr
-    from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
+    from pymc.step_methods.hmc.quadpotential import QuadPotentialDiag
 
     from alsfrs.bayes.sampling import parameters_dataset, sample_density
     from alsfrs.joint.density import JointDensity, LaplaceCoordinates, joint_laplace
@@ -386,7 +386,11 @@ def _sample_numpy(jd, pri, kwargs: dict[str, Any], seed: int, log_rate: float):
         x = rng.standard_normal(lap.size)
         lp, g = lap(x)
         starts.append(x if np.isfinite(lp) and np.all(np.isfinite(g)) else lap.from_theta(mode))
-    potential = QuadPotentialDiagAdapt(lap.size, np.zeros(lap.size), np.ones(lap.size), 10)
+    # the mass matrix is the Laplace covariance (unit in these coordinates), kept fixed;
+    # NUTS adapts its step size. Adapting a diagonal over about 2,000 coordinates on top
+    # added estimation noise: over three sampling seeds on 1,000 patients (2 x 1,000
+    # draws) the minimum tail ESS was 766-916 with adaptation, 947-1,084 without
+    potential = QuadPotentialDiag(np.ones(lap.size))
     idata = sample_density(lap, starts, potential, kwargs)
     x = idata.posterior["theta"].to_numpy()
     C, Dn = x.shape[:2]
