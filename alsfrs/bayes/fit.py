@@ -239,7 +239,7 @@ def _sample_density(design: Design, priors, kwargs: dict[str, Any], seed: int):
     C, Dn = theta.shape[:2]
     beta_c, L, sigma = density.unpack_draws(theta.reshape(C * Dn, -1))
     idata.posterior = parameters_dataset(design, design.uncenter(beta_c), L, sigma,
-                                          idata.posterior)
+                                         idata.posterior)
     return idata, record
 
 

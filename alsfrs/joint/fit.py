@@ -343,8 +343,8 @@ def fit_joint(
 
 def _sample_pymc(jd, pri, kwargs: dict[str, Any]):
     """NUTS on the PyMC model (:mod:`alsfrs.joint.model`): the designs the NumPy density
-    does not cover (P-spline and Weibull baselines, quadratic trajectories, quadrature).
-    Its log density and gradient are compiled to C (a minute or more on a fresh machine)."""
+    does not cover (three random effects per patient). Its log density and gradient are
+    compiled to C (a minute or more on a fresh machine)."""
     import pymc as pm
 
     from alsfrs.bayes.sampling import deterministics
