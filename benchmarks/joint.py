@@ -36,11 +36,11 @@ import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# "cold" means what a new user meets: an empty PyTensor compile cache (a fresh base
-# directory for this process, set before PyTensor is imported); "warm" is the same
-# model fitted again in the same process. --keep-cache uses the user's cache instead.
+# No thread variables are set for alsfrs: the library limits BLAS threads itself, and a
+# new user sets none. "cold" means what a new user meets: an empty PyTensor compile
+# cache (a fresh base directory for this process, set before PyTensor is imported);
+# "warm" is the same model fitted again in the same process. --keep-cache uses the
+# user's cache instead.
 if "--keep-cache" not in sys.argv:
     _CACHE = tempfile.mkdtemp(prefix="alsfrs-joint-bench-")
     os.environ["PYTENSOR_FLAGS"] = ",".join(
@@ -138,7 +138,10 @@ def run_jmbayes2(cohort, n: int) -> dict | None:
         shutil.copy(ROOT / "tests" / "reference" / "joint_reference.R", ref)
         t0 = time.perf_counter()
         subprocess.run(["Rscript", str(ref / "joint_reference.R")], check=True,
-                       env={**os.environ, "JOINT_N": str(n)}, capture_output=True)
+                       env={**os.environ, "JOINT_N": str(n),
+                            # JMbayes2 runs its chains in parallel: one BLAS thread each
+                            "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+                       capture_output=True)
         wall = time.perf_counter() - t0
         res = json.loads((ref / "joint_fixtures" / f"jmbayes2_{n}.json").read_text())
     alphas = pd.DataFrame(res["alphas"])

@@ -177,9 +177,7 @@ class _Baseline:
             return {"log_h0": ((dim,), v)}, {dim: list(range(v.shape[1]))}
         if self.kind == "weibull":
             return {"log_rate": ((), v[:, 0]), "log_shape": ((), v[:, 1])}, {}
-        s = np.exp(-0.5 * v[:, 2])
-        theta = (v[:, :1] * self.N[:, 0] + v[:, 1:2] * self.N[:, 1]
-                 + (v[:, 3:] @ self.E.T) * s[:, None])
+        theta = self.coefficients(v)
         ps = self.jd.pspline
         at_breaks = theta @ ps.basis(ps.breaks).T
         return ({"log_h0_level": ((), v[:, 0]), "log_h0_trend": ((), v[:, 1]),
@@ -189,9 +187,9 @@ class _Baseline:
                  "knot": list(range(len(ps.breaks)))})
 
     def coefficients(self, v: np.ndarray) -> np.ndarray:
-        """θ of the P-spline: level·N₀ + trend·N₁ + E ε/√τ."""
-        return (v[0] * self.N[:, 0] + v[1] * self.N[:, 1]
-                + (self.E @ v[3:]) * math.exp(-0.5 * v[2]))
+        """θ of the P-spline, level·N₀ + trend·N₁ + E ε/√τ, for one v or draws (D, size)."""
+        return (v[..., :1] * self.N[:, 0] + v[..., 1:2] * self.N[:, 1]
+                + (v[..., 3:] @ self.E.T) * np.exp(-0.5 * v[..., 2:3]))
 
     def coefficients_pullback(self, v: np.ndarray, g_theta: np.ndarray) -> np.ndarray:
         s = math.exp(-0.5 * v[2])
@@ -229,7 +227,6 @@ class JointDensity:
         mm = jd.long.mm
         st = jd.long.stats
         self.q = q = mm.n_random
-        self.p = len(mm.fixed_names)
         G = len(jd.surv.time)
         self.G = G
         self.shared = jd.association == "shared"
@@ -249,7 +246,6 @@ class JointDensity:
         self.n_global = pos
         self.sl_z = slice(pos, pos + G * q)
         self.size = pos + G * q
-        # priors of the survival block
         # the survival block's priors are normal (resolve_joint_priors allows no other)
         self._gamma_prior = (VectorPrior([priors.gamma[n] for n in jd.surv.names])
                              if r else None)
@@ -273,7 +269,6 @@ class JointDensity:
                       for d in range(deg + 1)]
         self.Wc = np.ascontiguousarray(jd.Wc)
         T = jd.surv.time
-        self.T = T
         self.d = jd.surv.event.astype(float)
         self.ev = np.flatnonzero(self.d > 0)
         self.Tev = T[self.ev]
@@ -282,7 +277,6 @@ class JointDensity:
         self.lo, self.dl = np.ascontiguousarray(lo), np.ascontiguousarray(dl)
         if self.spline:
             tau = jd.spline_knots
-            self.tau = tau
             self.dtau = np.diff(tau)
             self.lo_off = self.lo - tau[None, :-1]  # time since the piece's knot
             self.ev_off = self.Tev - tau[self.piece_ev]
